@@ -1,0 +1,62 @@
+# Two commands matter: `make run` and `make test`. Everything else is for developers.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+GEN := gen
+PROTOS := protos/wallet/v1/wallet.proto protos/fraud/v1/fraud.proto
+GEN_STAMP := $(GEN)/.stamp
+
+.PHONY: install proto run test test-fast lint fmt clean bench chaos migrate
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# Put the repository and the generated stubs on the venv's import path.
+	$(PY) -c "import site, pathlib; root = pathlib.Path.cwd(); pathlib.Path(site.getsitepackages()[0], 'digital_wallet.pth').write_text(f'{root}\n{root / \"$(GEN)\"}\n')"
+	@touch $(STAMP)
+
+install: $(STAMP) $(GEN_STAMP)
+
+$(GEN_STAMP): $(STAMP) $(PROTOS)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos --python_out=$(GEN) --grpc_python_out=$(GEN) \
+		--mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+	@for d in wallet wallet/v1 fraud fraud/v1; do touch $(GEN)/$$d/__init__.py; done
+	@touch $(GEN_STAMP)
+
+proto: $(STAMP)
+	@rm -f $(GEN_STAMP)
+	@$(MAKE) --no-print-directory $(GEN_STAMP)
+
+migrate: install
+	$(PY) -m wallet_service.migrate
+
+run: install
+	$(PY) -m scripts.run_all
+
+test: install
+	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -x -m "not slow and not postgres" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+chaos: install
+	$(PY) -m chaos.run $(CHAOS_ARGS)
+
+clean:
+	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Plumbing shared by the three processes: settings helpers, logs, gRPC server set-up, limits."""

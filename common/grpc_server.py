@@ -1,0 +1,140 @@
+"""gRPC server plumbing shared by wallet_service and fraud_service.
+
+Every server gets: a request-id + structured access-log interceptor, the standard
+`grpc.health.v1` service, server reflection, and a graceful stop on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from common.logs import log_fields
+from common.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
+
+log = logging.getLogger("grpc.access")
+
+UnaryBehavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+def metadata_value(context: grpc.ServicerContext, key: str) -> str | None:
+    for item in context.invocation_metadata() or ():
+        if item.key == key:
+            value = item.value
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def wrap_unary_handler(
+    handler: grpc.RpcMethodHandler | None,
+    wrap: Callable[[UnaryBehavior], UnaryBehavior],
+) -> grpc.RpcMethodHandler | None:
+    """Return `handler` with its unary-unary behaviour wrapped; other kinds pass through."""
+    if handler is None or handler.unary_unary is None:
+        return handler
+    return grpc.unary_unary_rpc_method_handler(
+        wrap(handler.unary_unary),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class AccessLogInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Binds the caller's `x-request-id` (or a new one) and logs one line per call."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+
+        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                request_id = accept_request_id(metadata_value(context, REQUEST_ID_HEADER))
+                token = request_id_var.set(request_id)
+                started = time.perf_counter()
+                try:
+                    return inner(request, context)
+                finally:
+                    code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
+                    log_fields(
+                        log,
+                        "rpc",
+                        method=method,
+                        code=code.name if isinstance(code, grpc.StatusCode) else str(code),
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        peer=context.peer(),
+                    )
+                    request_id_var.reset(token)
+
+            return behavior
+
+        return wrap_unary_handler(continuation(handler_call_details), wrap)
+
+
+def build_server(
+    *,
+    address: str,
+    max_workers: int,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int]:
+    """Create a server bound to `address` (port 0 picks a free one); returns the real port."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+        interceptors=[AccessLogInterceptor(), *interceptors],
+        options=[("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=max_workers * 8,
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC server to {address}")
+    return server, port
+
+
+def add_health_and_reflection(
+    server: grpc.Server, service_names: Sequence[str]
+) -> health.HealthServicer:
+    """Register grpc.health.v1 (overall + per service) and reflection for `service_names`."""
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *service_names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return health_servicer
+
+
+def serve_until_signal(
+    server: grpc.Server,
+    health_servicer: health.HealthServicer,
+    *,
+    grace_seconds: float,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT, then report NOT_SERVING, drain in-flight calls and return."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log_fields(log, "stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server.start()
+    stop.wait()
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace_seconds).wait()
+    if on_stop is not None:
+        on_stop()
+    log_fields(log, "stopped")
