@@ -1,0 +1,1 @@
+"""Fraud scoring service: stateless rules behind fraud.v1.FraudService."""

@@ -1,0 +1,310 @@
+"""Fraud rules: pure functions over a movement and the features the wallet computed.
+
+No gRPC and no I/O here. Each rule returns a `Hit` or None; `evaluate` combines the
+hits of the enabled rules into a `Verdict`.
+
+Money stays in integer minor units. The configured threshold is a Decimal in major
+units; comparisons against it go through `minor_at_least`, which is exact: for an
+integer amount `a`, `a >= x` holds exactly when `a >= ceil(x)`, and likewise
+`a < x` exactly when `a < ceil(x)`.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+
+# ISO 4217 goes up to 4 decimals; a little headroom, but bounded so the
+# scaling below stays small and exact.
+MAX_CURRENCY_EXPONENT = 6
+
+# Wide enough that every product of validated config values is exact; Inexact
+# is trapped so a future change that breaks this fails loudly instead of rounding.
+_EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
+class InvalidInput(ValueError):
+    """The movement or its features cannot be scored (the caller sent nonsense)."""
+
+
+class Decision(IntEnum):
+    """Ordered by severity, so `max()` picks the most severe decision."""
+
+    ALLOW = 0
+    REVIEW = 1
+    BLOCK = 2
+
+
+class MovementType(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRANSFER = "transfer"
+
+
+OUTGOING_TYPES = frozenset({MovementType.WITHDRAWAL, MovementType.TRANSFER})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Movement:
+    type: MovementType
+    amount_minor: int
+    currency: str
+    currency_exponent: int
+
+    def __post_init__(self) -> None:
+        if self.amount_minor <= 0:
+            raise InvalidInput(f"amount_minor must be positive, got {self.amount_minor}")
+        if not 0 <= self.currency_exponent <= MAX_CURRENCY_EXPONENT:
+            raise InvalidInput(
+                f"currency_exponent must be between 0 and {MAX_CURRENCY_EXPONENT}, "
+                f"got {self.currency_exponent}"
+            )
+        if not self.currency:
+            raise InvalidInput("currency is required")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Features:
+    """The user's completed movements in the currency, not counting this one."""
+
+    account_age_seconds: int
+    count_last_hour: int
+    sum_last_hour_minor: int
+    count_last_day: int
+    sum_last_day_minor: int
+    recent_day_amounts_minor: tuple[int, ...]
+    distinct_counterparties_last_day: int
+    # Of the source account; an external account (deposits) may be negative.
+    balance_minor: int
+
+    def __post_init__(self) -> None:
+        for name in (
+            "account_age_seconds",
+            "count_last_hour",
+            "sum_last_hour_minor",
+            "count_last_day",
+            "sum_last_day_minor",
+            "distinct_counterparties_last_day",
+        ):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"{name} must not be negative, got {getattr(self, name)}")
+        if any(amount < 0 for amount in self.recent_day_amounts_minor):
+            raise InvalidInput("recent_day_amounts_minor must not contain negative amounts")
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule_id: str
+    description: str
+    score: int
+    decision: Decision
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleSettings:
+    """What every rule has: whether it runs, and what a hit means."""
+
+    enabled: bool = True
+    decision: Decision = Decision.REVIEW
+    score: int
+
+    def hit(self, rule_id: str, description: str) -> Hit:
+        return Hit(rule_id, description, self.score, self.decision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LargeAmountSettings(RuleSettings):
+    score: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class VelocitySettings(RuleSettings):
+    score: int = 40
+    max_movements_per_hour: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class StructuringSettings(RuleSettings):
+    score: int = 70
+    # The band "just under the threshold" is [band_floor * threshold, threshold).
+    band_floor: Decimal = Decimal("0.9")
+    min_count: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewAccountSettings(RuleSettings):
+    score: int = 40
+    max_age_seconds: int = 86_400
+    amount_fraction_of_threshold: Decimal = Decimal("0.5")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalanceShareSettings(RuleSettings):
+    score: int = 30
+    min_share: Decimal = Decimal("0.9")
+    # Relative to the threshold so the floor is meaningful in every currency.
+    min_amount_fraction_of_threshold: Decimal = Decimal("0.1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FraudConfig:
+    rules_version: str = "default"
+    threshold: Decimal = Decimal("10000")
+    currency_thresholds: Mapping[str, Decimal] = field(default_factory=dict)
+    large_amount: LargeAmountSettings = field(default_factory=LargeAmountSettings)
+    velocity: VelocitySettings = field(default_factory=VelocitySettings)
+    structuring: StructuringSettings = field(default_factory=StructuringSettings)
+    new_account: NewAccountSettings = field(default_factory=NewAccountSettings)
+    balance_share: BalanceShareSettings = field(default_factory=BalanceShareSettings)
+
+    def threshold_for(self, currency: str) -> Decimal:
+        return self.currency_thresholds.get(currency.upper(), self.threshold)
+
+    def settings_for(self, rule_id: str) -> RuleSettings:
+        settings: RuleSettings = getattr(self, rule_id)
+        return settings
+
+
+@dataclass(frozen=True)
+class Verdict:
+    score: int
+    decision: Decision
+    reasons: tuple[Hit, ...]
+    rules_version: str
+
+
+# --- exact money helpers (this process does not share the wallet's money module) ---
+
+
+def minor_at_least(major: Decimal, exponent: int) -> int:
+    """The smallest integer amount in minor units that is >= `major` major units."""
+    scaled = _EXACT.scaleb(major, exponent)
+    return int(scaled.to_integral_value(rounding=decimal.ROUND_CEILING))
+
+
+def display(amount_minor: int, exponent: int) -> str:
+    return str(Decimal(amount_minor).scaleb(-exponent))
+
+
+def _fraction_of(fraction: Decimal, major: Decimal) -> Decimal:
+    return _EXACT.multiply(fraction, major)
+
+
+# --- the rules ---
+
+LARGE_AMOUNT = "large_amount"
+VELOCITY = "velocity"
+STRUCTURING = "structuring"
+NEW_ACCOUNT = "new_account"
+BALANCE_SHARE = "balance_share"
+
+
+def large_amount(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    threshold = config.threshold_for(movement.currency)
+    if movement.amount_minor < minor_at_least(threshold, movement.currency_exponent):
+        return None
+    amount = display(movement.amount_minor, movement.currency_exponent)
+    return config.large_amount.hit(
+        LARGE_AMOUNT,
+        f"amount {amount} {movement.currency} is at or above the "
+        f"{threshold:f} {movement.currency} threshold",
+    )
+
+
+def velocity(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    settings = config.velocity
+    count_with_this = features.count_last_hour + 1
+    if count_with_this < settings.max_movements_per_hour:
+        return None
+    return settings.hit(
+        VELOCITY,
+        f"{count_with_this} movements in the last hour (limit {settings.max_movements_per_hour})",
+    )
+
+
+def structuring(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    settings = config.structuring
+    threshold = config.threshold_for(movement.currency)
+    exponent = movement.currency_exponent
+    band_low = minor_at_least(_fraction_of(settings.band_floor, threshold), exponent)
+    band_high = minor_at_least(threshold, exponent)  # exclusive
+
+    def in_band(amount: int) -> bool:
+        return band_low <= amount < band_high
+
+    candidates = (*features.recent_day_amounts_minor, movement.amount_minor)
+    near_threshold = [amount for amount in candidates if in_band(amount)]
+    total = sum(near_threshold)
+    if len(near_threshold) < settings.min_count or total < band_high:
+        return None
+    return settings.hit(
+        STRUCTURING,
+        f"{len(near_threshold)} movements just under the {threshold:f} {movement.currency} "
+        f"threshold in 24 h sum to {display(total, exponent)} {movement.currency}",
+    )
+
+
+def new_account(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    settings = config.new_account
+    if features.account_age_seconds >= settings.max_age_seconds:
+        return None
+    threshold = config.threshold_for(movement.currency)
+    floor = _fraction_of(settings.amount_fraction_of_threshold, threshold)
+    if movement.amount_minor < minor_at_least(floor, movement.currency_exponent):
+        return None
+    amount = display(movement.amount_minor, movement.currency_exponent)
+    return settings.hit(
+        NEW_ACCOUNT,
+        f"account is {features.account_age_seconds} s old and moves {amount} "
+        f"{movement.currency} (at least {floor:f} {movement.currency})",
+    )
+
+
+def balance_share(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    settings = config.balance_share
+    balance = features.balance_minor
+    if movement.type not in OUTGOING_TYPES or balance <= 0:
+        return None
+    share_floor = minor_at_least(_fraction_of(settings.min_share, Decimal(balance)), 0)
+    threshold = config.threshold_for(movement.currency)
+    amount_floor = _fraction_of(settings.min_amount_fraction_of_threshold, threshold)
+    exponent = movement.currency_exponent
+    if movement.amount_minor < max(share_floor, minor_at_least(amount_floor, exponent)):
+        return None
+    return settings.hit(
+        BALANCE_SHARE,
+        f"{movement.type} of {display(movement.amount_minor, exponent)} {movement.currency} "
+        f"takes at least {settings.min_share:%} of the balance "
+        f"{display(balance, exponent)} {movement.currency}",
+    )
+
+
+Rule = Callable[[Movement, Features, FraudConfig], Hit | None]
+
+# Evaluation order, which is also the order of the reasons in a verdict.
+RULES: tuple[tuple[str, Rule], ...] = (
+    (LARGE_AMOUNT, large_amount),
+    (STRUCTURING, structuring),
+    (VELOCITY, velocity),
+    (NEW_ACCOUNT, new_account),
+    (BALANCE_SHARE, balance_share),
+)
+RULE_IDS = tuple(rule_id for rule_id, _ in RULES)
+
+
+def evaluate(movement: Movement, features: Features, config: FraudConfig) -> Verdict:
+    hits = tuple(
+        hit
+        for rule_id, rule in RULES
+        if config.settings_for(rule_id).enabled
+        and (hit := rule(movement, features, config)) is not None
+    )
+    return Verdict(
+        score=min(100, sum(hit.score for hit in hits)),
+        decision=max((hit.decision for hit in hits), default=Decision.ALLOW),
+        reasons=hits,
+        rules_version=config.rules_version,
+    )
