@@ -143,7 +143,7 @@ def _reject_unknown_keys(table: Mapping[str, Any], allowed: Iterable[str], where
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         expected = ", ".join(sorted(allowed))
-        raise ConfigError(f"unknown key {where}{unknown[0]!r} (expected one of: {expected})")
+        raise ConfigError(f"unknown key '{where}{unknown[0]}' (expected one of: {expected})")
 
 
 def _parse_currency_thresholds(raw: object) -> dict[str, Decimal]:
