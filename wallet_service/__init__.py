@@ -1,0 +1,1 @@
+"""Wallet gRPC service: users, credentials, multi-currency balances and the ledger."""

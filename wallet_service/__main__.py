@@ -1,0 +1,3 @@
+from wallet_service.server import main
+
+main()

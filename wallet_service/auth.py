@@ -1,0 +1,94 @@
+"""Passwords and tokens: argon2id hashes and HS256 JWTs with pinned algorithms."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from wallet_service.errors import InvalidArgument, Unauthenticated
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 256  # bounds the hashing work an attacker can ask for
+JWT_ALGORITHM = "HS256"
+JWT_ISSUER = "wallet_service"
+MIN_SECRET_BYTES = 32
+
+# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+# Verified against when the username is unknown, so timing does not reveal which names exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_PATTERN.match(username or ""):
+        raise InvalidArgument(
+            "invalid_username",
+            "Username must be 3-32 characters: letters, digits, '_', '.' or '-'",
+        )
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN_LENGTH:
+        raise InvalidArgument(
+            "weak_password", f"Password must be at least {PASSWORD_MIN_LENGTH} characters"
+        )
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise InvalidArgument(
+            "invalid_password", f"Password must be at most {PASSWORD_MAX_LENGTH} characters"
+        )
+    return password
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class TokenIssuer:
+    secret: str
+    ttl_seconds: int
+
+    def issue(self, *, user_id: str, now: datetime) -> str:
+        claims = {
+            "sub": user_id,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int((now + timedelta(seconds=self.ttl_seconds)).timestamp()),
+            "iss": JWT_ISSUER,
+        }
+        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
+
+    def verify(self, token: str) -> str:
+        """Return the user id (`sub`) of a valid token; Unauthenticated otherwise."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[JWT_ALGORITHM],  # pinned: no "none", no RS/HS confusion
+                issuer=JWT_ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token_expired", "Token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("token_invalid", "Token is invalid") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("token_invalid", "Token is invalid")
+        return subject

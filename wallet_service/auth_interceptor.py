@@ -1,0 +1,68 @@
+"""The one place that authenticates wallet RPCs.
+
+Every WalletService method except Register and Login needs `authorization: Bearer
+<jwt>` metadata. The user is loaded from the database on each call (so deletion or
+demotion takes effect at once) and bound to a context variable for the servicer.
+Health and reflection are left open on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+
+from common.grpc_server import UnaryBehavior, metadata_value, wrap_unary_handler
+from wallet_service.errors import Unauthenticated
+from wallet_service.models import User
+
+SERVICE_PREFIX = "/wallet.v1.WalletService/"
+PUBLIC_METHODS = frozenset({SERVICE_PREFIX + "Register", SERVICE_PREFIX + "Login"})
+
+_current_user: ContextVar[User | None] = ContextVar("current_user", default=None)
+
+
+def current_user() -> User:
+    user = _current_user.get()
+    if user is None:  # a method slipped past the interceptor: refuse rather than guess
+        raise Unauthenticated("token_missing", "Authentication required")
+    return user
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthenticated("token_missing", "Missing authorization metadata (Bearer token)")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("token_invalid", "Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, authenticate: Callable[[str], User]) -> None:
+        self._authenticate = authenticate
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        handler = continuation(handler_call_details)
+        if not method.startswith(SERVICE_PREFIX) or method in PUBLIC_METHODS:
+            return handler
+
+        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                token = bearer_token(metadata_value(context, "authorization"))
+                bound = _current_user.set(self._authenticate(token))
+                try:
+                    return inner(request, context)
+                finally:
+                    _current_user.reset(bound)
+
+            return behavior
+
+        return wrap_unary_handler(handler, wrap)

@@ -1,0 +1,106 @@
+"""Engines for SQLite and PostgreSQL, and migrations at start.
+
+SQLite: WAL journal, a busy timeout, foreign keys on, and every write transaction
+opened with BEGIN IMMEDIATE so writers queue for the lock up front instead of
+failing on a lock upgrade half way. PostgreSQL: psycopg 3 with a bounded pool,
+READ COMMITTED; migrations run under an advisory lock so replicas can start together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every replica.
+MIGRATION_LOCK_ID = 0x57A11E7
+READ_ONLY_OPTION = "wallet_read_only"
+
+
+def create_db_engine(
+    url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL", echo: bool = False
+) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, pool_size=pool_size, synchronous=sqlite_synchronous, echo=echo)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,  # a restarted PostgreSQL leaves dead connections behind
+            pool_recycle=1800,
+            echo=echo,
+        )
+    raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
+
+
+def _sqlite_engine(url: str, *, pool_size: int, synchronous: str, echo: bool) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        echo=echo,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config(engine_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to `revision`; safe when several replicas start at once."""
+    _run_alembic(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    _run_alembic(engine, lambda config: command.downgrade(config, revision))
+
+
+def _run_alembic(engine: Engine, action: Any) -> None:
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as connection:
+        is_postgres = engine.dialect.name == "postgresql"
+        if is_postgres:
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            action(config)
+            connection.commit()
+        finally:
+            if is_postgres:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
+                connection.commit()

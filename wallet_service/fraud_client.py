@@ -1,0 +1,118 @@
+"""`Scorer` over gRPC: asks fraud_service with a deadline and passes the request id on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import grpc
+from fraud.v1 import fraud_pb2, fraud_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.request_context import REQUEST_ID_HEADER, current_request_id
+from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
+from wallet_service.scoring import ScoreInput, ScorerUnavailable
+
+log = logging.getLogger(__name__)
+
+_DECISIONS = {
+    fraud_pb2.ALLOW: Decision.ALLOW,
+    fraud_pb2.REVIEW: Decision.REVIEW,
+    fraud_pb2.BLOCK: Decision.BLOCK,
+}
+
+
+class GrpcFraudScorer:
+    def __init__(self, address: str, *, timeout_seconds: float) -> None:
+        self._channel = grpc.insecure_channel(address)
+        self._stub = fraud_pb2_grpc.FraudServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._timeout = timeout_seconds
+
+    def score(self, movement: ScoreInput) -> FraudVerdict:
+        try:
+            reply = self._stub.Score(
+                _request(movement),
+                timeout=self._timeout,
+                metadata=((REQUEST_ID_HEADER, current_request_id()),),
+            )
+        except grpc.RpcError as exc:
+            raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc
+        decision = _DECISIONS.get(reply.decision)
+        if decision is None:  # a contract violation is treated like an outage, never as ALLOW
+            raise ScorerUnavailable(f"fraud service returned decision {reply.decision}")
+        return FraudVerdict(
+            score=max(0, min(100, reply.score)),
+            decision=decision,
+            reasons=tuple(FraudReason(r.rule_id, r.description) for r in reply.reasons),
+            rules_version=reply.rules_version,
+        )
+
+    def is_serving(self) -> bool:
+        try:
+            reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
+    f = movement.features
+    return fraud_pb2.ScoreRequest(
+        movement=fraud_pb2.Movement(
+            type=movement.type.value,
+            amount_minor=movement.amount_minor,
+            currency=movement.currency,
+            currency_exponent=movement.currency_exponent,
+            user_id=movement.user_id,
+            counterparty_id=movement.counterparty_id or "",
+            occurred_at=iso_utc(movement.occurred_at),
+        ),
+        features=fraud_pb2.Features(
+            account_age_seconds=f.account_age_seconds,
+            count_last_hour=f.count_last_hour,
+            sum_last_hour_minor=f.sum_last_hour_minor,
+            count_last_day=f.count_last_day,
+            sum_last_day_minor=f.sum_last_day_minor,
+            recent_day_amounts_minor=list(f.recent_day_amounts_minor),
+            distinct_counterparties_last_day=f.distinct_counterparties_last_day,
+            balance_minor=f.balance_minor,
+        ),
+    )
+
+
+class FraudReachabilityMonitor:
+    """Polls fraud_service's health so the wallet's own health tells whether it can score."""
+
+    def __init__(
+        self,
+        scorer: GrpcFraudScorer,
+        on_change: Callable[[bool], None],
+        *,
+        interval_seconds: float = 2.0,
+    ) -> None:
+        self._scorer = scorer
+        self._on_change = on_change
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fraud-health", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        last: bool | None = None
+        while not self._stop.is_set():
+            serving = self._scorer.is_serving()
+            if serving != last:
+                log.info("fraud service %s", "reachable" if serving else "unreachable")
+                self._on_change(serving)
+                last = serving
+            self._stop.wait(self._interval)

@@ -1,0 +1,80 @@
+"""The one place where wallet errors become gRPC statuses.
+
+Every status carries a google.rpc.ErrorInfo with the stable `code` as `reason`, so
+clients (the gateway among them) branch on codes, never on message text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from common.grpc_server import UnaryBehavior, wrap_unary_handler
+from wallet_service.errors import ErrorKind, WalletError
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "wallet"
+
+_STATUS_BY_KIND: dict[ErrorKind, int] = {
+    ErrorKind.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    ErrorKind.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+    ErrorKind.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
+    ErrorKind.NOT_FOUND: code_pb2.NOT_FOUND,
+    ErrorKind.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
+    ErrorKind.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    ErrorKind.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    ErrorKind.UNAVAILABLE: code_pb2.UNAVAILABLE,
+}
+
+
+def abort(
+    context: grpc.ServicerContext,
+    code: int,
+    reason: str,
+    message: str,
+    details: dict[str, str] | None = None,
+) -> NoReturn:
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=details or {})
+    )
+    status = status_pb2.Status(code=code, message=message, details=[info])
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # it raises; this tells mypy
+
+
+def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
+    abort(context, _STATUS_BY_KIND[error.kind], error.code, error.message, error.details)
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
+    with a generic message, so no internals leak to clients."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    return inner(request, context)
+                except WalletError as error:
+                    abort_with(context, error)
+                except Exception:
+                    if context.code() is not None:  # type: ignore[attr-defined]
+                        raise  # already aborted with a deliberate status
+                    log.exception("unexpected error in %s", handler_call_details.method)
+                    abort(context, code_pb2.INTERNAL, "internal", "Internal error")
+
+            return behavior
+
+        return wrap_unary_handler(continuation(handler_call_details), wrap)

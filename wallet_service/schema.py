@@ -1,0 +1,122 @@
+"""Table definitions (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Alembic migrations under `wallet_service/migrations/versions/` create exactly this
+schema; `tests/wallet/test_migrations.py` checks that the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
+    UniqueConstraint("username", name="users_username_key"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("owner_user_id", String(36), ForeignKey("users.id"), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("balance_minor", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("owner_user_id", "currency", name="uq_accounts_owner_currency"),
+    CheckConstraint("kind IN ('user', 'external')", name="ck_accounts_kind"),
+    CheckConstraint("kind <> 'user' OR balance_minor >= 0", name="ck_accounts_no_overdraft"),
+    CheckConstraint(
+        "(kind = 'user') = (owner_user_id IS NOT NULL)", name="ck_accounts_owner_matches_kind"
+    ),
+)
+Index(
+    "uq_accounts_external_currency",
+    accounts.c.currency,
+    unique=True,
+    sqlite_where=accounts.c.kind == "external",
+    postgresql_where=accounts.c.kind == "external",
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("from_account_id", BigId, ForeignKey("accounts.id"), nullable=True),
+    Column("to_account_id", BigId, ForeignKey("accounts.id"), nullable=True),
+    Column("initiated_by", String(36), ForeignKey("users.id"), nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("request_fingerprint", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("fraud_score", Integer, nullable=True),
+    Column("fraud_decision", String(16), nullable=True),
+    Column("fraud_reasons", Text, nullable=True),  # JSON list of {rule_id, description}
+    Column("fraud_rules_version", String(64), nullable=True),
+    Column("flagged", Boolean, nullable=False, server_default=text("false")),
+    Column("review_status", String(16), nullable=True),
+    Column("reviewed_by", String(36), ForeignKey("users.id"), nullable=True),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),
+    Column("review_note", Text, nullable=True),
+    Column("reverses_transaction_id", String(36), ForeignKey("transactions.id"), nullable=True),
+    # The initiator's balance right after commit, so an idempotent replay answers as the original.
+    Column("initiator_balance_after_minor", BigInteger, nullable=True),
+    UniqueConstraint("initiated_by", "idempotency_key", name="uq_transactions_idempotency"),
+    UniqueConstraint("reverses_transaction_id", name="uq_transactions_single_reversal"),
+    CheckConstraint("amount_minor > 0", name="ck_transactions_positive_amount"),
+    CheckConstraint(
+        "type IN ('deposit', 'withdrawal', 'transfer', 'reversal')", name="ck_transactions_type"
+    ),
+    CheckConstraint("status IN ('completed', 'rejected')", name="ck_transactions_status"),
+    CheckConstraint(
+        "review_status IS NULL OR review_status IN ('pending', 'cleared', 'confirmed_fraud')",
+        name="ck_transactions_review_status",
+    ),
+)
+Index("ix_transactions_from_account", transactions.c.from_account_id, transactions.c.id)
+Index("ix_transactions_to_account", transactions.c.to_account_id, transactions.c.id)
+Index("ix_transactions_initiator_time", transactions.c.initiated_by, transactions.c.created_at)
+Index("ix_transactions_review", transactions.c.flagged, transactions.c.review_status)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(36), ForeignKey("transactions.id"), nullable=False),
+    Column("account_id", BigId, ForeignKey("accounts.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    CheckConstraint("amount_minor <> 0", name="ck_ledger_entries_nonzero"),
+)
+Index("ix_ledger_entries_transaction", ledger_entries.c.transaction_id)
+Index("ix_ledger_entries_account", ledger_entries.c.account_id)

@@ -1,0 +1,58 @@
+"""How the wallet asks for a fraud verdict, independent of transport.
+
+`Scorer` is the interface; `ThresholdScorer` applies the seed rule in-process (used
+when no fraud service is configured); `wallet_service.fraud_client.GrpcFraudScorer`
+calls fraud_service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from wallet_service.models import Decision, FraudReason, FraudVerdict, MovementFeatures, TxType
+from wallet_service.money import major_to_minor
+
+
+class ScorerUnavailable(Exception):
+    """The scorer could not answer in time; the fail mode decides what happens next."""
+
+
+@dataclass(frozen=True)
+class ScoreInput:
+    type: TxType
+    amount_minor: int
+    currency: str
+    currency_exponent: int
+    user_id: str
+    counterparty_id: str | None
+    occurred_at: datetime
+    features: MovementFeatures
+
+
+class Scorer(Protocol):
+    def score(self, movement: ScoreInput) -> FraudVerdict:
+        """A verdict, or ScorerUnavailable."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ThresholdScorer:
+    """The seed rule: an amount at or above the threshold (major units) is reviewed."""
+
+    threshold: Decimal = Decimal("10000")
+
+    def score(self, movement: ScoreInput) -> FraudVerdict:
+        limit = major_to_minor(self.threshold, movement.currency_exponent)
+        if movement.amount_minor >= limit:
+            reason = FraudReason(
+                "large_amount", f"Amount is at or above {self.threshold} {movement.currency}"
+            )
+            return FraudVerdict(50, Decision.REVIEW, (reason,), "seed-1")
+        return FraudVerdict(0, Decision.ALLOW, (), "seed-1")
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,160 @@
+"""Builds the wallet gRPC server from settings; `serve()` runs it until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+from sqlalchemy.engine import make_url
+from wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from common.config import ConfigError, current_env, load_env_file
+from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
+from common.logs import log_fields, setup_logging
+from common.ratelimit import WindowCounter
+from wallet_service.auth import TokenIssuer
+from wallet_service.auth_interceptor import AuthInterceptor
+from wallet_service.database import create_db_engine, migrate
+from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
+from wallet_service.grpc_errors import ErrorMappingInterceptor
+from wallet_service.scoring import Scorer, ThresholdScorer
+from wallet_service.service import WalletService
+from wallet_service.servicer import WalletServicer
+from wallet_service.settings import WalletSettings
+from wallet_service.store import SqlStore
+
+log = logging.getLogger("wallet_service")
+
+SERVICE_NAME = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
+FRAUD_HEALTH_NAME = "fraud.v1.FraudService"  # the wallet's view of whether it can score
+
+
+@dataclass
+class WalletServer:
+    server: grpc.Server
+    port: int
+    service: WalletService
+    health: health.HealthServicer
+    monitor: FraudReachabilityMonitor | None
+
+    def start(self) -> None:
+        self.server.start()
+        if self.monitor:
+            self.monitor.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        if self.monitor:
+            self.monitor.stop()
+        self.server.stop(grace).wait()
+        self.close()
+
+    def close(self) -> None:
+        self.service.scorer.close()
+        engine = getattr(self.service.store, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def build_service(settings: WalletSettings) -> WalletService:
+    engine = create_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+    )
+    migrate(engine)
+    scorer: Scorer
+    if settings.fraud_address:
+        scorer = GrpcFraudScorer(
+            settings.fraud_address, timeout_seconds=settings.fraud_timeout_ms / 1000
+        )
+    else:
+        scorer = ThresholdScorer(settings.fraud_threshold)
+    service = WalletService(
+        store=SqlStore(engine),
+        currencies=settings.currencies,
+        tokens=TokenIssuer(secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds),
+        scorer=scorer,
+        fraud_fail_closed=settings.fraud_fail_closed,
+        login_failures=WindowCounter(
+            limit=settings.login_max_failures, window_seconds=settings.login_lockout_seconds
+        ),
+    )
+    if settings.admin_username and settings.admin_password:
+        service.bootstrap_admin(username=settings.admin_username, password=settings.admin_password)
+    return service
+
+
+def create_server(settings: WalletSettings) -> WalletServer:
+    """A ready-to-start server; bind port 0 in tests and read `.port` back."""
+    service = build_service(settings)
+    server, port = build_server(
+        address=settings.address,
+        max_workers=settings.workers,
+        interceptors=[ErrorMappingInterceptor(), AuthInterceptor(service.authenticate)],
+    )
+    wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
+    health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
+    monitor = None
+    if isinstance(service.scorer, GrpcFraudScorer):
+        health_servicer.set(FRAUD_HEALTH_NAME, health_pb2.HealthCheckResponse.UNKNOWN)
+        monitor = FraudReachabilityMonitor(
+            service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
+        )
+    return WalletServer(server, port, service, health_servicer, monitor)
+
+
+def _fraud_health_updater(
+    health_servicer: health.HealthServicer, fail_closed: bool
+) -> Callable[[bool], None]:
+    """Report fraud reachability; in closed mode the wallet itself cannot move money."""
+
+    def update(reachable: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        health_servicer.set(FRAUD_HEALTH_NAME, serving if reachable else not_serving)
+        if fail_closed:
+            health_servicer.set(SERVICE_NAME, serving if reachable else not_serving)
+
+    return update
+
+
+def serve(settings: WalletSettings) -> None:
+    wallet = create_server(settings)
+    if settings.jwt_secret_generated:
+        log.warning(
+            "JWT_SECRET_KEY not set: using a generated development secret kept in "
+            "data/dev_jwt_secret (set JWT_SECRET_KEY and APP_ENV=production for real use)"
+        )
+    if wallet.monitor:
+        wallet.monitor.start()
+    log_fields(
+        log,
+        "wallet listening",
+        address=settings.address,
+        port=wallet.port,
+        database=_safe_url(settings.database_url),
+        fraud=settings.fraud_address or "local",
+    )
+    serve_until_signal(
+        wallet.server, wallet.health, grace_seconds=settings.grace_seconds, on_stop=wallet.close
+    )
+
+
+def _safe_url(url: str) -> str:
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    load_env_file()
+    try:
+        settings = WalletSettings.from_env(current_env())
+    except ConfigError as exc:
+        print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    setup_logging(settings.log_level)
+    serve(settings)

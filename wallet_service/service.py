@@ -1,0 +1,464 @@
+"""The wallet's use cases: plain Python over the store, the scorer and the token issuer.
+
+No gRPC here: the servicer turns requests into calls of these methods, and every
+expected failure is a `WalletError` with a stable code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from common.ratelimit import WindowCounter
+from wallet_service.auth import (
+    TokenIssuer,
+    hash_password,
+    validate_password,
+    validate_username,
+    verify_password,
+)
+from wallet_service.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from wallet_service.ids import uuid7
+from wallet_service.ledger import replay_outcome, request_fingerprint
+from wallet_service.models import (
+    Decision,
+    FraudReason,
+    FraudVerdict,
+    MovementOutcome,
+    MovementPlan,
+    ReviewStatus,
+    Role,
+    Transaction,
+    TransactionQuery,
+    TxStatus,
+    TxType,
+    User,
+    utc_now,
+)
+from wallet_service.money import CurrencyBook
+from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
+from wallet_service.store import WalletStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+MAX_NOTE_LENGTH = 1000
+_CURSOR_PREFIX = "v1:"
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    limit: int = 0
+    cursor: str = ""
+    currency: str = ""
+    type: str = ""
+    since: str = ""
+    until: str = ""
+    include_deleted: bool = False
+    username: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    transactions: list[Transaction]
+    next_cursor: str
+
+
+class WalletService:
+    def __init__(
+        self,
+        *,
+        store: WalletStore,
+        currencies: CurrencyBook,
+        tokens: TokenIssuer,
+        scorer: Scorer,
+        fraud_fail_closed: bool,
+        login_failures: WindowCounter,
+    ) -> None:
+        self.store = store
+        self.currencies = currencies
+        self.tokens = tokens
+        self.scorer = scorer
+        self.fraud_fail_closed = fraud_fail_closed
+        self.login_failures = login_failures
+
+    # -- identity -----------------------------------------------------------------------
+
+    def register(self, *, username: str, password: str) -> User:
+        validate_username(username)
+        validate_password(password)
+        return self.store.create_user(
+            user_id=uuid7(),
+            username=username,
+            password_hash=hash_password(password),
+            role=Role.USER,
+            now=utc_now(),
+        )
+
+    def bootstrap_admin(self, *, username: str, password: str) -> User:
+        validate_username(username)
+        validate_password(password)
+        return self.store.ensure_admin(
+            user_id=uuid7(),
+            username=username,
+            password_hash=hash_password(password),
+            now=utc_now(),
+        )
+
+    def login(self, *, username: str, password: str) -> tuple[str, int]:
+        """Returns (token, seconds until it expires). One message for every failure, so
+        the answer does not tell which usernames exist."""
+        throttle_key = username.lower()[:64]
+        wait = self.login_failures.retry_after(throttle_key)
+        if wait is not None:
+            raise ResourceExhausted(
+                "too_many_attempts",
+                "Too many failed logins; try again later",
+                retry_after_seconds=str(max(1, int(wait + 0.999))),
+            )
+        user = self.store.get_user_by_username(username) if username else None
+        if not verify_password(user.password_hash if user else None, password or ""):
+            self.login_failures.hit(throttle_key)
+            raise Unauthenticated("invalid_credentials", "Invalid username or password")
+        assert user is not None
+        self.login_failures.reset(throttle_key)
+        return self.tokens.issue(user_id=user.id, now=utc_now()), self.tokens.ttl_seconds
+
+    def authenticate(self, token: str) -> User:
+        """The live user behind a bearer token; role and deletion come from the database."""
+        user = self.store.get_user(self.tokens.verify(token))
+        if user is None or user.is_deleted:
+            raise Unauthenticated("token_invalid", "Token is invalid")
+        return user
+
+    def delete_account(self, caller: User) -> User:
+        return self.store.soft_delete_user(
+            user_id=caller.id, now=utc_now(), require_zero_balances=True
+        )
+
+    # -- balances -----------------------------------------------------------------------
+
+    def balance(self, caller: User, currency: str) -> int:
+        return self.store.balance(
+            user_id=caller.id, currency=self.currencies.check_currency(currency or "USD")
+        )
+
+    def balances(self, caller: User) -> list[tuple[str, int]]:
+        return self.store.balances(user_id=caller.id)
+
+    # -- money movements ----------------------------------------------------------------
+
+    def deposit(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
+        return self._move(caller, TxType.DEPOSIT, amount, currency, key, recipient=None)
+
+    def withdraw(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
+        return self._move(caller, TxType.WITHDRAWAL, amount, currency, key, recipient=None)
+
+    def transfer(
+        self, caller: User, *, to_username: str, amount: str, currency: str, key: str
+    ) -> MovementOutcome:
+        recipient = self._recipient(caller, to_username)
+        return self._move(caller, TxType.TRANSFER, amount, currency, key, recipient=recipient)
+
+    def _recipient(self, caller: User, to_username: str) -> User:
+        if not to_username:
+            raise InvalidArgument("invalid_recipient", "to_username is required")
+        if to_username == caller.username:
+            raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
+        recipient = self.store.get_user_by_username(to_username)
+        if recipient is None:
+            raise NotFound("recipient_not_found", "Recipient not found")
+        return recipient
+
+    def _move(
+        self,
+        caller: User,
+        tx_type: TxType,
+        amount_text: str,
+        currency: str,
+        key: str,
+        *,
+        recipient: User | None,
+    ) -> MovementOutcome:
+        _check_idempotency_key(key)
+        amount = self.currencies.parse_amount(amount_text, currency)
+        fingerprint = request_fingerprint(
+            tx_type=tx_type,
+            currency=currency,
+            amount_minor=amount,
+            counterparty=recipient.id if recipient else None,
+        )
+        if key:
+            existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
+            if existing is not None:
+                return _settled(replay_outcome(existing, fingerprint))
+        debit = None if tx_type is TxType.DEPOSIT else caller.id
+        credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
+        now = utc_now()
+        verdict = self._score(caller, tx_type, amount, currency, debit, recipient, now)
+        plan = MovementPlan(
+            tx_id=uuid7(),
+            type=tx_type,
+            currency=currency,
+            amount_minor=amount,
+            debit_user_id=debit,
+            credit_user_id=credit,
+            initiated_by=caller.id,
+            idempotency_key=key or None,
+            request_fingerprint=fingerprint,
+            verdict=verdict,
+            created_at=now,
+            report_balance_of=caller.id,
+        )
+        if verdict.decision is Decision.BLOCK:
+            return _settled(self.store.record_rejected(plan))
+        return _settled(self.store.apply_movement(plan))
+
+    def _score(
+        self,
+        caller: User,
+        tx_type: TxType,
+        amount: int,
+        currency: str,
+        debit: str | None,
+        recipient: User | None,
+        now: datetime,
+    ) -> FraudVerdict:
+        features = self.store.movement_features(
+            user_id=caller.id, currency=currency, debit_user_id=debit, now=now
+        )
+        movement = ScoreInput(
+            type=tx_type,
+            amount_minor=amount,
+            currency=currency,
+            currency_exponent=self.currencies.exponent(currency),
+            user_id=caller.id,
+            counterparty_id=recipient.id if recipient else None,
+            occurred_at=now,
+            features=features,
+        )
+        try:
+            return self.scorer.score(movement)
+        except ScorerUnavailable as exc:
+            if self.fraud_fail_closed:
+                raise Unavailable(
+                    "fraud_unavailable",
+                    "Fraud scoring is unavailable, so nothing was moved; retry later",
+                ) from exc
+            log.warning("fraud scoring unavailable; completing unscored", exc_info=exc)
+            reason = FraudReason("unscored", "Fraud service unavailable; needs manual review")
+            return FraudVerdict(0, Decision.UNSCORED, (reason,), "")
+
+    # -- listings -----------------------------------------------------------------------
+
+    def list_transactions(self, caller: User, filters: ListFilters) -> Page:
+        scope: str | None = caller.id
+        if filters.username or filters.include_deleted:
+            _require_admin(caller)
+        if filters.username:
+            target = self.store.get_user_by_username(filters.username)
+            if target is None:
+                raise NotFound("user_not_found", "User not found")
+            scope = target.id
+        return self._page(self._query(filters, user_id=scope))
+
+    def list_flagged(
+        self, caller: User, *, limit: int, cursor: str, review_status: str, include_deleted: bool
+    ) -> Page:
+        _require_admin(caller)
+        status = _review_status(review_status) if review_status else None
+        base = self._query(
+            ListFilters(limit=limit, cursor=cursor, include_deleted=include_deleted), user_id=None
+        )
+        return self._page(replace(base, flagged_only=True, review_status=status))
+
+    def _query(self, filters: ListFilters, *, user_id: str | None) -> TransactionQuery:
+        if filters.limit < 0:
+            raise InvalidArgument("invalid_limit", "limit must not be negative")
+        limit = min(filters.limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        tx_type = None
+        if filters.type:
+            try:
+                tx_type = TxType(filters.type)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    "invalid_type", f"Unknown transaction type {filters.type[:20]!r}"
+                ) from exc
+        return TransactionQuery(
+            user_id=user_id,
+            limit=limit,
+            after_id=_decode_cursor(filters.cursor),
+            currency=self.currencies.check_currency(filters.currency) if filters.currency else None,
+            type=tx_type,
+            since=_parse_time(filters.since, "since"),
+            until=_parse_time(filters.until, "until"),
+            include_deleted=filters.include_deleted,
+        )
+
+    def _page(self, query: TransactionQuery) -> Page:
+        # Ask for one more row than the page holds to learn whether another page exists.
+        rows = self.store.list_transactions(replace(query, limit=query.limit + 1))
+        page, more = rows[: query.limit], len(rows) > query.limit
+        return Page(page, _encode_cursor(page[-1].id) if more and page else "")
+
+    def get_transaction(self, caller: User, tx_id: str) -> Transaction:
+        """Another user's transaction is NotFound, never PermissionDenied: ids can't be probed."""
+        found = self.store.get_transaction(tx_id) if tx_id else None
+        visible = found is not None and (
+            caller.role is Role.ADMIN or (found.involves(caller.id) and found.deleted_at is None)
+        )
+        if not visible or found is None:
+            raise NotFound("transaction_not_found", "Transaction not found")
+        return found
+
+    # -- administration -----------------------------------------------------------------
+
+    def review(self, caller: User, *, tx_id: str, resolution: str, note: str) -> Transaction:
+        _require_admin(caller)
+        status = _review_status(resolution)
+        if status is ReviewStatus.PENDING:
+            raise InvalidArgument(
+                "invalid_resolution", "resolution must be cleared or confirmed_fraud"
+            )
+        return self.store.review_transaction(
+            tx_id=tx_id, resolution=status, reviewer_id=caller.id, note=_note(note), now=utc_now()
+        )
+
+    def reverse(self, caller: User, *, tx_id: str, reason: str, key: str) -> MovementOutcome:
+        _require_admin(caller)
+        _check_idempotency_key(key)
+        original = self.store.get_transaction(tx_id) if tx_id else None
+        if original is None:
+            raise NotFound("transaction_not_found", "Transaction not found")
+        if original.status is not TxStatus.COMPLETED or original.type is TxType.REVERSAL:
+            raise FailedPrecondition(
+                "not_reversible", "Only a completed deposit, withdrawal or transfer can be reversed"
+            )
+        if original.reversed_by_transaction_id:
+            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
+        fingerprint = request_fingerprint(
+            tx_type=TxType.REVERSAL,
+            currency=original.currency,
+            amount_minor=original.amount_minor,
+            counterparty=original.id,
+        )
+        if key:
+            existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
+            if existing is not None:
+                return _settled(replay_outcome(existing, fingerprint))
+        _note(reason)
+        plan = MovementPlan(
+            tx_id=uuid7(),
+            type=TxType.REVERSAL,
+            currency=original.currency,
+            amount_minor=original.amount_minor,
+            debit_user_id=original.to_user_id,
+            credit_user_id=original.from_user_id,
+            initiated_by=caller.id,
+            idempotency_key=key or None,
+            request_fingerprint=fingerprint,
+            verdict=None,
+            created_at=utc_now(),
+            reverses_transaction_id=original.id,
+            report_balance_of=original.from_user_id or original.to_user_id,
+        )
+        return _settled(self.store.apply_movement(plan))
+
+    def delete_transaction(self, caller: User, tx_id: str) -> Transaction:
+        _require_admin(caller)
+        if not tx_id:
+            raise NotFound("transaction_not_found", "Transaction not found")
+        return self.store.soft_delete_transaction(tx_id=tx_id, now=utc_now())
+
+    def delete_user(self, caller: User, username: str) -> User:
+        _require_admin(caller)
+        if username == caller.username:
+            raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
+        target = self.store.get_user_by_username(username) if username else None
+        if target is None:
+            raise NotFound("user_not_found", "User not found")
+        return self.store.soft_delete_user(
+            user_id=target.id, now=utc_now(), require_zero_balances=False
+        )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _require_admin(caller: User) -> None:
+    if caller.role is not Role.ADMIN:
+        raise PermissionDenied("admin_required", "Admin role required")
+
+
+def _settled(outcome: MovementOutcome) -> MovementOutcome:
+    """A blocked movement (first time or replayed) is an error for the caller."""
+    if outcome.transaction.status is TxStatus.REJECTED:
+        raise FailedPrecondition(
+            "transaction_blocked",
+            "Transaction blocked by fraud rules; nothing was moved",
+            transaction_id=outcome.transaction.id,
+        )
+    return outcome
+
+
+def _check_idempotency_key(key: str) -> None:
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise InvalidArgument(
+            "invalid_idempotency_key",
+            f"Idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII "
+            "characters",
+        )
+
+
+def _review_status(value: str) -> ReviewStatus:
+    try:
+        return ReviewStatus(value)
+    except ValueError as exc:
+        raise InvalidArgument(
+            "invalid_review_status", "Expected pending, cleared or confirmed_fraud"
+        ) from exc
+
+
+def _note(note: str) -> str:
+    if len(note) > MAX_NOTE_LENGTH:
+        raise InvalidArgument("note_too_long", f"Note must be at most {MAX_NOTE_LENGTH} characters")
+    return note
+
+
+def _encode_cursor(tx_id: str) -> str:
+    return base64.urlsafe_b64encode((_CURSOR_PREFIX + tx_id).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidArgument("invalid_cursor", "Cursor is invalid") from exc
+    if not raw.startswith(_CURSOR_PREFIX) or len(raw) > 64:
+        raise InvalidArgument("invalid_cursor", "Cursor is invalid")
+    return raw[len(_CURSOR_PREFIX) :]
+
+
+def _parse_time(value: str, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidArgument("invalid_time", f"{name} must be an RFC 3339 time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -1,0 +1,217 @@
+"""gRPC adapter: requests in, one service call, replies out. No rules, no SQL."""
+
+from __future__ import annotations
+
+import grpc
+from wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from wallet_service.auth_interceptor import current_user
+from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
+from wallet_service.service import ListFilters, Page, WalletService
+
+Context = grpc.ServicerContext
+
+
+class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
+    def __init__(self, service: WalletService) -> None:
+        self._service = service
+        self._money = service.currencies
+
+    def Register(
+        self, request: wallet_pb2.RegisterRequest, context: Context
+    ) -> wallet_pb2.RegisterResponse:
+        user = self._service.register(username=request.username, password=request.password)
+        return wallet_pb2.RegisterResponse(user=_user(user))
+
+    def Login(self, request: wallet_pb2.LoginRequest, context: Context) -> wallet_pb2.LoginResponse:
+        token, ttl = self._service.login(username=request.username, password=request.password)
+        return wallet_pb2.LoginResponse(access_token=token, token_type="Bearer", expires_in=ttl)
+
+    def GetBalance(
+        self, request: wallet_pb2.GetBalanceRequest, context: Context
+    ) -> wallet_pb2.Balance:
+        caller = current_user()
+        currency = request.currency or "USD"
+        minor = self._service.balance(caller, currency)
+        return wallet_pb2.Balance(
+            username=caller.username,
+            currency=currency,
+            balance=self._money.format_minor(minor, currency),
+        )
+
+    def ListBalances(
+        self, request: wallet_pb2.ListBalancesRequest, context: Context
+    ) -> wallet_pb2.ListBalancesResponse:
+        caller = current_user()
+        balances = [
+            wallet_pb2.Balance(
+                username=caller.username, currency=currency, balance=self._format(minor, currency)
+            )
+            for currency, minor in self._service.balances(caller)
+        ]
+        return wallet_pb2.ListBalancesResponse(username=caller.username, balances=balances)
+
+    def Deposit(
+        self, request: wallet_pb2.DepositRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        return self._movement(
+            self._service.deposit(
+                current_user(),
+                amount=request.amount,
+                currency=request.currency,
+                key=request.idempotency_key,
+            )
+        )
+
+    def Withdraw(
+        self, request: wallet_pb2.WithdrawRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        return self._movement(
+            self._service.withdraw(
+                current_user(),
+                amount=request.amount,
+                currency=request.currency,
+                key=request.idempotency_key,
+            )
+        )
+
+    def Transfer(
+        self, request: wallet_pb2.TransferRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        return self._movement(
+            self._service.transfer(
+                current_user(),
+                to_username=request.to_username,
+                amount=request.amount,
+                currency=request.currency,
+                key=request.idempotency_key,
+            )
+        )
+
+    def ListTransactions(
+        self, request: wallet_pb2.ListTransactionsRequest, context: Context
+    ) -> wallet_pb2.ListTransactionsResponse:
+        filters = ListFilters(
+            limit=request.limit,
+            cursor=request.cursor,
+            currency=request.currency,
+            type=request.type,
+            since=request.since,
+            until=request.until,
+            include_deleted=request.include_deleted,
+            username=request.username,
+        )
+        return self._page(self._service.list_transactions(current_user(), filters))
+
+    def GetTransaction(
+        self, request: wallet_pb2.GetTransactionRequest, context: Context
+    ) -> wallet_pb2.Transaction:
+        return self._tx(self._service.get_transaction(current_user(), request.transaction_id))
+
+    def DeleteAccount(
+        self, request: wallet_pb2.DeleteAccountRequest, context: Context
+    ) -> wallet_pb2.User:
+        return _user(self._service.delete_account(current_user()))
+
+    def ListFlaggedTransactions(
+        self, request: wallet_pb2.ListFlaggedTransactionsRequest, context: Context
+    ) -> wallet_pb2.ListTransactionsResponse:
+        return self._page(
+            self._service.list_flagged(
+                current_user(),
+                limit=request.limit,
+                cursor=request.cursor,
+                review_status=request.review_status,
+                include_deleted=request.include_deleted,
+            )
+        )
+
+    def ReviewTransaction(
+        self, request: wallet_pb2.ReviewTransactionRequest, context: Context
+    ) -> wallet_pb2.Transaction:
+        return self._tx(
+            self._service.review(
+                current_user(),
+                tx_id=request.transaction_id,
+                resolution=request.resolution,
+                note=request.note,
+            )
+        )
+
+    def ReverseTransaction(
+        self, request: wallet_pb2.ReverseTransactionRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        return self._movement(
+            self._service.reverse(
+                current_user(),
+                tx_id=request.transaction_id,
+                reason=request.reason,
+                key=request.idempotency_key,
+            )
+        )
+
+    def DeleteTransaction(
+        self, request: wallet_pb2.DeleteTransactionRequest, context: Context
+    ) -> wallet_pb2.Transaction:
+        return self._tx(self._service.delete_transaction(current_user(), request.transaction_id))
+
+    def DeleteUser(
+        self, request: wallet_pb2.DeleteUserRequest, context: Context
+    ) -> wallet_pb2.User:
+        return _user(self._service.delete_user(current_user(), request.username))
+
+    # -- reply builders -------------------------------------------------------------------
+
+    def _format(self, minor: int, currency: str) -> str:
+        return self._money.format_minor(minor, currency)
+
+    def _movement(self, outcome: MovementOutcome) -> wallet_pb2.MovementResponse:
+        tx = outcome.transaction
+        return wallet_pb2.MovementResponse(
+            transaction=self._tx(tx),
+            balance=self._format(outcome.balance_after_minor, tx.currency),
+            replayed=outcome.replayed,
+        )
+
+    def _page(self, page: Page) -> wallet_pb2.ListTransactionsResponse:
+        return wallet_pb2.ListTransactionsResponse(
+            transactions=[self._tx(t) for t in page.transactions], next_cursor=page.next_cursor
+        )
+
+    def _tx(self, tx: Transaction) -> wallet_pb2.Transaction:
+        verdict = tx.verdict
+        return wallet_pb2.Transaction(
+            id=tx.id,
+            type=tx.type.value,
+            status=tx.status.value,
+            from_user=tx.from_username or "",
+            to_user=tx.to_username or "",
+            amount=self._format(tx.amount_minor, tx.currency),
+            currency=tx.currency,
+            created_at=iso_utc(tx.created_at),
+            flagged=tx.flagged,
+            deleted=tx.deleted_at is not None,
+            fraud_score=verdict.score if verdict else 0,
+            fraud_decision=verdict.decision.value if verdict else "",
+            fraud_reasons=[
+                wallet_pb2.FraudReason(rule_id=r.rule_id, description=r.description)
+                for r in (verdict.reasons if verdict else ())
+            ],
+            fraud_rules_version=verdict.rules_version if verdict else "",
+            review_status=tx.review_status.value if tx.review_status else "",
+            reviewed_by=tx.reviewed_by or "",
+            reviewed_at=iso_utc(tx.reviewed_at),
+            review_note=tx.review_note or "",
+            reverses_transaction_id=tx.reverses_transaction_id or "",
+            reversed_by_transaction_id=tx.reversed_by_transaction_id or "",
+        )
+
+
+def _user(user: User) -> wallet_pb2.User:
+    return wallet_pb2.User(
+        id=user.id,
+        username=user.username,
+        role=user.role.value,
+        created_at=iso_utc(user.created_at),
+        deleted=user.is_deleted,
+    )

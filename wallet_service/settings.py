@@ -1,0 +1,134 @@
+"""Wallet settings: read once from the environment at start, validated, passed explicitly."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from common.config import (
+    ConfigError,
+    env_choice,
+    env_int,
+    env_str,
+)
+from wallet_service.auth import MIN_SECRET_BYTES
+from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE_URL = "sqlite:///data/wallet.db"
+DEV_SECRET_FILE = Path("data/dev_jwt_secret")
+_WEAK_SECRETS = {"secret", "changeme", "change-me", "password", "jwt_secret", "dev", "test"}
+
+
+@dataclass(frozen=True)
+class WalletSettings:
+    address: str
+    database_url: str
+    db_pool_size: int
+    sqlite_synchronous: str
+    workers: int
+    grace_seconds: int
+    environment: str
+    jwt_secret: str
+    jwt_secret_generated: bool
+    jwt_ttl_seconds: int
+    fraud_address: str  # empty: score in-process with the seed threshold rule
+    fraud_timeout_ms: int
+    fraud_fail_closed: bool
+    fraud_threshold: Decimal
+    currencies: CurrencyBook
+    admin_username: str
+    admin_password: str
+    login_max_failures: int
+    login_lockout_seconds: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
+        environment = env_choice(
+            env, "APP_ENV", "development", {"development", "test", "production"}
+        )
+        secret, generated = _jwt_secret(env, production=environment == "production")
+        return cls(
+            address=env_str(env, "WALLET_ADDR", "127.0.0.1:50051"),
+            database_url=env_str(env, "WALLET_DATABASE_URL", DEFAULT_DATABASE_URL),
+            db_pool_size=env_int(env, "WALLET_DB_POOL_SIZE", 20, minimum=1),
+            sqlite_synchronous=env_choice(
+                env, "WALLET_SQLITE_SYNCHRONOUS", "full", {"full", "normal", "extra"}
+            ).upper(),
+            workers=env_int(env, "WALLET_WORKERS", 32, minimum=1),
+            grace_seconds=env_int(env, "WALLET_GRACE_SECONDS", 10),
+            environment=environment,
+            jwt_secret=secret,
+            jwt_secret_generated=generated,
+            jwt_ttl_seconds=env_int(env, "JWT_TTL_SECONDS", 3600, minimum=60),
+            fraud_address=env.get("FRAUD_ADDR", "127.0.0.1:50052").strip(),
+            fraud_timeout_ms=env_int(env, "FRAUD_TIMEOUT_MS", 200, minimum=1),
+            fraud_fail_closed=env_choice(env, "FRAUD_FAIL_MODE", "open", {"open", "closed"})
+            == "closed",
+            fraud_threshold=_decimal(env, "FRAUD_THRESHOLD", Decimal("10000")),
+            currencies=_currencies(env),
+            admin_username=env_str(env, "ADMIN_USERNAME", ""),
+            admin_password=env_str(env, "ADMIN_PASSWORD", ""),
+            login_max_failures=env_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
+            login_lockout_seconds=env_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+            log_level=env_str(env, "LOG_LEVEL", "INFO"),
+        )
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _jwt_secret(env: Mapping[str, str], *, production: bool) -> tuple[str, bool]:
+    secret = env.get("JWT_SECRET_KEY", "").strip()
+    if secret:
+        if production and (
+            len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _WEAK_SECRETS
+        ):
+            raise ConfigError(
+                f"JWT_SECRET_KEY is too weak for production: use at least {MIN_SECRET_BYTES} "
+                "random bytes, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return secret, False
+    if production:
+        raise ConfigError("JWT_SECRET_KEY is required when APP_ENV=production")
+    return _development_secret(), True
+
+
+def _development_secret() -> str:
+    """A random secret kept under data/, so development tokens survive a restart."""
+    if DEV_SECRET_FILE.exists():
+        return DEV_SECRET_FILE.read_text().strip()
+    DEV_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    DEV_SECRET_FILE.write_text(secret)
+    DEV_SECRET_FILE.chmod(0o600)
+    return secret
+
+
+def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ConfigError(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def _currencies(env: Mapping[str, str]) -> CurrencyBook:
+    raw = env.get("SUPPORTED_CURRENCIES", "").strip()
+    codes = [c.strip() for c in raw.split(",") if c.strip()] if raw else list(DEFAULT_CURRENCIES)
+    try:
+        return CurrencyBook.of(codes, _decimal(env, "MAX_AMOUNT", DEFAULT_MAX_AMOUNT))
+    except ValueError as exc:
+        raise ConfigError(f"SUPPORTED_CURRENCIES/MAX_AMOUNT: {exc}") from exc
