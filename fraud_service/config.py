@@ -177,6 +177,7 @@ def parse_config(raw: Mapping[str, Any]) -> FraudConfig:
     overrides: dict[str, Any] = {
         rule_id: _parse_rule(rule_id, rules[rule_id], defaults) for rule_id in rules
     }
+    # FraudConfig names each rule's settings field by the rule id.
     return dataclasses.replace(
         defaults,
         rules_version=_version(raw["rules_version"], "rules_version"),

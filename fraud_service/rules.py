@@ -46,6 +46,13 @@ class MovementType(StrEnum):
 
 OUTGOING_TYPES = frozenset({MovementType.WITHDRAWAL, MovementType.TRANSFER})
 
+# Stable rule ids: they travel in every verdict and name the sections of the rules file.
+LARGE_AMOUNT = "large_amount"
+VELOCITY = "velocity"
+STRUCTURING = "structuring"
+NEW_ACCOUNT = "new_account"
+BALANCE_SHARE = "balance_share"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Movement:
@@ -164,8 +171,14 @@ class FraudConfig:
         return self.currency_thresholds.get(currency.upper(), self.threshold)
 
     def settings_for(self, rule_id: str) -> RuleSettings:
-        settings: RuleSettings = getattr(self, rule_id)
-        return settings
+        by_id: dict[str, RuleSettings] = {
+            LARGE_AMOUNT: self.large_amount,
+            VELOCITY: self.velocity,
+            STRUCTURING: self.structuring,
+            NEW_ACCOUNT: self.new_account,
+            BALANCE_SHARE: self.balance_share,
+        }
+        return by_id[rule_id]
 
 
 @dataclass(frozen=True)
@@ -194,12 +207,6 @@ def _fraction_of(fraction: Decimal, major: Decimal) -> Decimal:
 
 
 # --- the rules ---
-
-LARGE_AMOUNT = "large_amount"
-VELOCITY = "velocity"
-STRUCTURING = "structuring"
-NEW_ACCOUNT = "new_account"
-BALANCE_SHARE = "balance_share"
 
 
 def large_amount(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
