@@ -258,15 +258,16 @@ def new_account(movement: Movement, features: Features, config: FraudConfig) -> 
     settings = config.new_account
     if features.account_age_seconds >= settings.max_age_seconds:
         return None
+    exponent = movement.currency_exponent
     threshold = config.threshold_for(movement.currency)
-    floor = _fraction_of(settings.amount_fraction_of_threshold, threshold)
-    if movement.amount_minor < minor_at_least(floor, movement.currency_exponent):
+    floor = minor_at_least(_fraction_of(settings.amount_fraction_of_threshold, threshold), exponent)
+    if movement.amount_minor < floor:
         return None
-    amount = display(movement.amount_minor, movement.currency_exponent)
     return settings.hit(
         NEW_ACCOUNT,
-        f"account is {features.account_age_seconds} s old and moves {amount} "
-        f"{movement.currency} (at least {floor:f} {movement.currency})",
+        f"account is {features.account_age_seconds} s old and moves "
+        f"{display(movement.amount_minor, exponent)} {movement.currency} "
+        f"(at least {display(floor, exponent)} {movement.currency})",
     )
 
 
