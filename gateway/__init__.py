@@ -1,0 +1,1 @@
+"""REST+JSON gateway in front of the wallet gRPC service."""

@@ -1,0 +1,92 @@
+"""Gateway settings: read once at start from the environment, then passed in explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.config import ConfigError, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `limit` hits per `window_seconds`; a limit of 0 turns the check off."""
+
+    limit: int
+    window_seconds: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    wallet_addr: str = "127.0.0.1:50051"
+    host: str = "127.0.0.1"
+    port: int = 5000
+    rpc_timeout_seconds: float = 5.0
+    ready_timeout_seconds: float = 1.0
+    cors_origins: tuple[str, ...] = ()
+    redis_url: str | None = None
+    max_body_bytes: int = 64 * 1024
+    login_per_ip: RateLimit = RateLimit(limit=30, window_seconds=60)
+    login_per_username: RateLimit = RateLimit(limit=5, window_seconds=60)
+    money_per_token: RateLimit = RateLimit(limit=60, window_seconds=60)
+    # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); empty trusts none,
+    # so a client cannot dodge the per-IP login limit by sending its own header.
+    forwarded_allow_ips: str = ""
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
+        defaults = cls()
+        return cls(
+            wallet_addr=env_str(env, "WALLET_ADDR", defaults.wallet_addr),
+            host=env_str(env, "GATEWAY_HOST", defaults.host),
+            port=_port(env_int(env, "GATEWAY_PORT", defaults.port)),
+            rpc_timeout_seconds=_positive(
+                "GATEWAY_RPC_TIMEOUT_SECONDS",
+                env_float(env, "GATEWAY_RPC_TIMEOUT_SECONDS", defaults.rpc_timeout_seconds),
+            ),
+            ready_timeout_seconds=_positive(
+                "GATEWAY_READY_TIMEOUT_SECONDS",
+                env_float(env, "GATEWAY_READY_TIMEOUT_SECONDS", defaults.ready_timeout_seconds),
+            ),
+            cors_origins=_csv(env.get("CORS_ORIGINS", "")),
+            redis_url=env.get("REDIS_URL", "").strip() or None,
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            login_per_ip=_rate_limit(env, "LOGIN_RATE_LIMIT_PER_IP", defaults.login_per_ip),
+            login_per_username=_rate_limit(
+                env, "LOGIN_RATE_LIMIT_PER_USERNAME", defaults.login_per_username
+            ),
+            money_per_token=_rate_limit(
+                env, "MONEY_RATE_LIMIT_PER_TOKEN", defaults.money_per_token
+            ),
+            forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
+            log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
+        )
+
+
+def _rate_limit(env: Mapping[str, str], name: str, default: RateLimit) -> RateLimit:
+    """`NAME` is the count, `NAME_WINDOW_SECONDS` the window (e.g. MONEY_RATE_LIMIT_PER_TOKEN)."""
+    return RateLimit(
+        limit=env_int(env, name, default.limit),
+        window_seconds=env_int(env, f"{name}_WINDOW_SECONDS", default.window_seconds, minimum=1),
+    )
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _port(value: int) -> int:
+    if value > 65535:
+        raise ConfigError(f"GATEWAY_PORT must be <= 65535, got {value}")
+    return value
+
+
+def _positive(name: str, value: float) -> float:
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return value
