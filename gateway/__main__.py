@@ -10,21 +10,28 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 
+def server_config(settings: GatewaySettings) -> uvicorn.Config:
+    """The uvicorn set-up, shared by `main` and the tests' in-thread servers."""
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON logging set up by common.logs
+        access_log=False,  # the app writes one structured access line per request
+        # Believe X-Forwarded-For only from configured proxies (uvicorn trusts 127.0.0.1 by
+        # default, which would let local clients pick their own IP for the login limit).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        server_header=False,
+        lifespan="on",
+    )
+
+
 def main() -> None:
     load_env_file()
     settings = GatewaySettings.from_env(current_env())
     setup_logging(settings.log_level)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # keep the JSON logging set up above
-        access_log=False,  # the app writes one structured access line per request
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(settings)).run()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from gateway.app import create_app
+from gateway.__main__ import server_config
 from gateway.settings import GatewaySettings, RateLimit
 
 # Limits high enough that ordinary tests never meet them (they share 127.0.0.1).
@@ -28,10 +28,7 @@ class GatewayThread:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(settings), log_config=None, access_log=False, lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(settings))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
