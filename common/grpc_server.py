@@ -95,7 +95,10 @@ def build_server(
         options=[("grpc.so_reuseport", 0)],
         maximum_concurrent_rpcs=max_workers * 8,
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpcio raises (rather than returning 0) on a busy port
+        raise OSError(f"cannot bind gRPC server to {address}: {exc}") from exc
     if port == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
     return server, port
