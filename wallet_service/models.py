@@ -109,6 +109,7 @@ class Transaction:
     reverses_transaction_id: str | None
     reversed_by_transaction_id: str | None
     initiator_balance_after_minor: int | None
+    note: str | None = None
 
     def involves(self, user_id: str) -> bool:
         return user_id in (self.from_user_id, self.to_user_id, self.initiated_by)
@@ -137,6 +138,7 @@ class MovementPlan:
     # Whose balance the caller is told about afterwards (the initiator, or for a reversal the
     # account that got its money back).
     report_balance_of: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

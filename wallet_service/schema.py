@@ -92,6 +92,7 @@ transactions = Table(
     Column("reverses_transaction_id", String(36), ForeignKey("transactions.id"), nullable=True),
     # The initiator's balance right after commit, so an idempotent replay answers as the original.
     Column("initiator_balance_after_minor", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),  # why, for a reversal
     UniqueConstraint("initiated_by", "idempotency_key", name="uq_transactions_idempotency"),
     UniqueConstraint("reverses_transaction_id", name="uq_transactions_single_reversal"),
     CheckConstraint("amount_minor > 0", name="ck_transactions_positive_amount"),

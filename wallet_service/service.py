@@ -343,23 +343,23 @@ class WalletService:
         original = self.store.get_transaction(tx_id) if tx_id else None
         if original is None:
             raise NotFound("transaction_not_found", "Transaction not found")
-        if original.status is not TxStatus.COMPLETED or original.type is TxType.REVERSAL:
-            raise FailedPrecondition(
-                "not_reversible", "Only a completed deposit, withdrawal or transfer can be reversed"
-            )
-        if original.reversed_by_transaction_id:
-            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
         fingerprint = request_fingerprint(
             tx_type=TxType.REVERSAL,
             currency=original.currency,
             amount_minor=original.amount_minor,
             counterparty=original.id,
         )
-        if key:
+        if key:  # a retry is answered before the checks that its own success would now fail
             existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
             if existing is not None:
                 return _settled(replay_outcome(existing, fingerprint))
-        _note(reason)
+        if original.status is not TxStatus.COMPLETED or original.type is TxType.REVERSAL:
+            raise FailedPrecondition(
+                "not_reversible",
+                "Only a completed deposit, withdrawal or transfer can be reversed",
+            )
+        if original.reversed_by_transaction_id:
+            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
         plan = MovementPlan(
             tx_id=uuid7(),
             type=TxType.REVERSAL,
@@ -374,6 +374,7 @@ class WalletService:
             created_at=utc_now(),
             reverses_transaction_id=original.id,
             report_balance_of=original.from_user_id or original.to_user_id,
+            note=_note(reason),
         )
         return _settled(self.store.apply_movement(plan))
 

@@ -204,6 +204,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             review_note=tx.review_note or "",
             reverses_transaction_id=tx.reverses_transaction_id or "",
             reversed_by_transaction_id=tx.reversed_by_transaction_id or "",
+            note=tx.note or "",
         )
 
 

@@ -539,6 +539,7 @@ class SqlStore:
             "review_status": ReviewStatus.PENDING.value if flagged else None,
             "reverses_transaction_id": plan.reverses_transaction_id,
             "initiator_balance_after_minor": balance_after,
+            "note": plan.note,
         }
         if verdict is not None:
             values |= {
@@ -785,6 +786,7 @@ def _transaction(row: Row[Any]) -> Transaction:
         reverses_transaction_id=row.reverses_transaction_id,
         reversed_by_transaction_id=row.reversed_by_id,
         initiator_balance_after_minor=row.initiator_balance_after_minor,
+        note=row.note,
     )
 
 
