@@ -1,0 +1,120 @@
+"""`make run`: start fraud_service, wallet_service and the gateway together (in that
+order, each after the previous one is healthy), print where they listen, and stop them
+all cleanly on Ctrl-C / SIGTERM or as soon as one of them dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.config import current_env, load_env_file
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_SECONDS = 30
+
+
+def grpc_serving(addr: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with grpc.insecure_channel(addr) as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.RpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return check
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    return check
+
+
+class Supervisor:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, module: str, ready: Callable[[], bool]) -> None:
+        proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=self.env)
+        self.children.append((name, proc))
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"{name} did not start (exit code {proc.poll()}); see its log above")
+            time.sleep(0.2)
+
+    def wait(self) -> int:
+        while True:
+            for name, proc in self.children:
+                code = proc.poll()
+                if code is not None:
+                    print(f"{name} exited with code {code}; stopping the others", file=sys.stderr)
+                    self.stop()
+                    return code or 1
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main() -> None:
+    load_env_file()
+    env = current_env()
+    env.setdefault("WALLET_ADDR", "127.0.0.1:50051")
+    env.setdefault("FRAUD_ADDR", "127.0.0.1:50052")
+    env.setdefault("GATEWAY_HOST", "127.0.0.1")
+    env.setdefault("GATEWAY_PORT", "5000")
+    if not env.get("JWT_SECRET_KEY"):
+        print("JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "
+              "in data/dev_jwt_secret. Set JWT_SECRET_KEY (and APP_ENV=production) for real use.")
+    subprocess.run([sys.executable, "-m", "wallet_service.migrate"], cwd=ROOT, env=env,
+                   check=True)
+    supervisor = Supervisor(env)
+    signal.signal(signal.SIGTERM, lambda *_: (supervisor.stop(), sys.exit(0)))
+    gateway = f"http://{env['GATEWAY_HOST']}:{env['GATEWAY_PORT']}"
+    try:
+        supervisor.start("fraud_service", "fraud_service", grpc_serving(env["FRAUD_ADDR"]))
+        supervisor.start("wallet_service", "wallet_service", grpc_serving(env["WALLET_ADDR"]))
+        supervisor.start("gateway", "gateway", http_ok(f"{gateway}/healthz"))
+        print(
+            "\nDigital wallet is running:\n"
+            f"  fraud_service  gRPC  {env['FRAUD_ADDR']}\n"
+            f"  wallet_service gRPC  {env['WALLET_ADDR']}"
+            f"  (grpcurl -plaintext {env['WALLET_ADDR']} list)\n"
+            f"  gateway        HTTP  {gateway}  (API docs: {gateway}/docs)\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        sys.exit(supervisor.wait())
+    except KeyboardInterrupt:
+        supervisor.stop()
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    main()
