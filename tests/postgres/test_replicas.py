@@ -11,7 +11,6 @@ import random
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -70,9 +69,44 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def run_op(tally: Tally, op: str, currency: str, minor: int, call: Callable[[], object]) -> None:
+def move(
+    stub: Stub, meta: Metadata, op: str, currency: str, minor: int, to_username: str = ""
+) -> wallet_pb2.MovementResponse:
+    """One deposit, withdrawal or transfer with a fresh idempotency key."""
+    amount, key = text_amount(minor), uuid.uuid4().hex
+    if op == "deposit":
+        return stub.Deposit(
+            wallet_pb2.DepositRequest(amount=amount, currency=currency, idempotency_key=key),
+            metadata=meta,
+            timeout=CALL_TIMEOUT,
+        )
+    if op == "withdraw":
+        return stub.Withdraw(
+            wallet_pb2.WithdrawRequest(amount=amount, currency=currency, idempotency_key=key),
+            metadata=meta,
+            timeout=CALL_TIMEOUT,
+        )
+    return stub.Transfer(
+        wallet_pb2.TransferRequest(
+            to_username=to_username, amount=amount, currency=currency, idempotency_key=key
+        ),
+        metadata=meta,
+        timeout=CALL_TIMEOUT,
+    )
+
+
+def run_op(
+    tally: Tally,
+    stub: Stub,
+    meta: Metadata,
+    op: str,
+    currency: str,
+    minor: int,
+    to_username: str = "",
+) -> None:
+    """Send one movement and record what the client was told."""
     try:
-        reply = call()
+        reply = move(stub, meta, op, currency, minor, to_username)
     except grpc.RpcError as error:
         code, reason = refusal(error)
         with tally.lock:
@@ -81,7 +115,6 @@ def run_op(tally: Tally, op: str, currency: str, minor: int, call: Callable[[], 
             else:
                 tally.unexpected.append(f"{op} {currency} {minor}: {code.name} {reason}")
         return
-    assert isinstance(reply, wallet_pb2.MovementResponse)
     with tally.lock:
         tally.completed_ids.add(reply.transaction.id)
         if op == "deposit":
@@ -96,21 +129,7 @@ def test_concurrent_transfers_through_two_replicas_keep_the_books(replicas: Repl
     tally = Tally()
     for i, (_, meta) in enumerate(clients):
         for currency in CURRENCIES:
-            run_op(
-                tally,
-                "deposit",
-                currency,
-                INITIAL_MINOR,
-                lambda s=stubs[i % 2], m=meta, c=currency: s.Deposit(
-                    wallet_pb2.DepositRequest(
-                        amount=text_amount(INITIAL_MINOR),
-                        currency=c,
-                        idempotency_key=uuid.uuid4().hex,
-                    ),
-                    metadata=m,
-                    timeout=CALL_TIMEOUT,
-                ),
-            )
+            run_op(tally, stubs[i % 2], meta, "deposit", currency, INITIAL_MINOR)
     assert not tally.unexpected, tally.unexpected
 
     start = threading.Barrier(CLIENTS)
@@ -121,60 +140,16 @@ def test_concurrent_transfers_through_two_replicas_keep_the_books(replicas: Repl
         for n in range(OPS_PER_CLIENT):
             stub = stubs[(worker + n) % 2]  # every client alternates between the replicas
             sender = rng.randrange(USERS)
-            name, meta = clients[sender]
             currency = rng.choice(CURRENCIES)
             minor = rng.choice(AMOUNTS_MINOR)
-            key = uuid.uuid4().hex
             roll = rng.random()
             if roll < 0.8:
                 # Opposite directions on purpose: even workers send u -> u+1, odd ones u+1 -> u.
                 peer = (sender + (1 if worker % 2 == 0 else USERS - 1)) % USERS
-                to_name = clients[peer][0]
-                run_op(
-                    tally,
-                    "transfer",
-                    currency,
-                    minor,
-                    lambda: stub.Transfer(
-                        wallet_pb2.TransferRequest(
-                            to_username=to_name,
-                            amount=text_amount(minor),
-                            currency=currency,
-                            idempotency_key=key,
-                        ),
-                        metadata=meta,
-                        timeout=CALL_TIMEOUT,
-                    ),
-                )
-            elif roll < 0.9:
-                run_op(
-                    tally,
-                    "deposit",
-                    currency,
-                    minor,
-                    lambda: stub.Deposit(
-                        wallet_pb2.DepositRequest(
-                            amount=text_amount(minor), currency=currency, idempotency_key=key
-                        ),
-                        metadata=meta,
-                        timeout=CALL_TIMEOUT,
-                    ),
-                )
+                op = "transfer"
             else:
-                run_op(
-                    tally,
-                    "withdraw",
-                    currency,
-                    minor,
-                    lambda: stub.Withdraw(
-                        wallet_pb2.WithdrawRequest(
-                            amount=text_amount(minor), currency=currency, idempotency_key=key
-                        ),
-                        metadata=meta,
-                        timeout=CALL_TIMEOUT,
-                    ),
-                )
-            del name
+                peer, op = sender, "deposit" if roll < 0.9 else "withdraw"
+            run_op(tally, stub, clients[sender][1], op, currency, minor, clients[peer][0])
 
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         for future in [pool.submit(client, w) for w in range(CLIENTS)]:
