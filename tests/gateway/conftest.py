@@ -52,3 +52,12 @@ def down_url(closed_addr: str) -> Iterator[str]:
 def down_client(down_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=down_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def gateway_url(wallet_addr: str) -> Iterator[str]:
+    """A gateway in front of the real wallet (from tests/conftest.py), relaxed limits."""
+    gateway = GatewayThread(gateway_settings(wallet_addr))
+    gateway.start()
+    yield gateway.url
+    gateway.stop()
