@@ -1,0 +1,18 @@
+"""Chaos smoke on PostgreSQL: two replicas on one database, faults injected (the server
+itself is not restarted here: other tests share it), zero violations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.smoke import smoke
+from tests.conftest import require_postgres
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_chaos_smoke_postgres(tmp_path: Path) -> None:
+    require_postgres()
+    smoke("postgres", tmp_path, seed=12)

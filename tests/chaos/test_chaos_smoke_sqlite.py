@@ -1,0 +1,14 @@
+"""Chaos smoke on SQLite: two wallet processes on one file, faults injected, zero violations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.smoke import smoke
+
+
+@pytest.mark.slow
+def test_chaos_smoke_sqlite(tmp_path: Path) -> None:
+    smoke("sqlite", tmp_path, seed=11)
