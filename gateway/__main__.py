@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
 from common.config import current_env, load_env_file
@@ -31,6 +33,9 @@ def main() -> None:
     load_env_file()
     settings = GatewaySettings.from_env(current_env())
     setup_logging(settings.log_level)
+    # uvicorn drains on SIGTERM, then re-raises the signal to whatever handler was there
+    # before it; a no-op handler makes that a normal return, so the process exits 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.Server(server_config(settings)).run()
 
 
