@@ -1,0 +1,242 @@
+"""docker-compose.yml, Dockerfile and .dockerignore, checked without a Docker engine.
+
+The compose file is parsed and interpolated the way `docker compose` does (`${VAR}`,
+`${VAR:-default}`, `${VAR:?error}`, `$$`); each service's environment is then fed to that
+service's own settings class, so a renamed or invalid variable fails here. The health
+checks are run against real fraud and wallet servers on loopback.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from fraud_service.settings import FraudSettings
+from gateway.settings import GatewaySettings
+from tests.conftest import RunningWallet, start_wallet, wallet_settings
+from wallet_service.settings import WalletSettings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+WALLETS = ("wallet-1", "wallet-2")
+DOTENV = {
+    "POSTGRES_PASSWORD": "pg-password-for-the-test",
+    "JWT_SECRET_KEY": "k" * 48,
+    "ADMIN_PASSWORD": "admin-password-123",
+}
+
+_VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\})")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Compose-style interpolation of every string in a parsed compose document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name, operator, argument = match.groups()
+        if escaped:
+            return "$"
+        current = env.get(name)
+        unset_or_empty = not current if operator and operator.startswith(":") else current is None
+        if operator and operator.endswith("-") and unset_or_empty:
+            return argument
+        if operator and operator.endswith("?") and unset_or_empty:
+            raise MissingVariable(f"{name}: {argument}")
+        return current or ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
+    return interpolate(yaml.safe_load(COMPOSE.read_text()), env)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose(DOTENV)
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):  # the `- KEY=value` form
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.removeprefix("dns:///"), int(port)
+
+
+def depends(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on", {})
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in deps.items()}
+
+
+def aliases(service: dict[str, Any]) -> set[str]:
+    networks = service.get("networks") or {}
+    if isinstance(networks, list):
+        return set()
+    return {alias for net in networks.values() for alias in (net or {}).get("aliases", [])}
+
+
+def test_services_and_the_shared_image(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    assert set(svc) == {"postgres", "fraud", *WALLETS, "gateway"}
+    modules = {"fraud": "fraud_service", "gateway": "gateway"} | dict.fromkeys(
+        WALLETS, "wallet_service"
+    )
+    for name, module in modules.items():
+        assert svc[name]["build"] in (".", {"context": "."}), name
+        assert svc[name]["command"] == ["python", "-m", module], name
+        assert (REPO / module / "__main__.py").exists()
+    assert (REPO / "Dockerfile").exists()
+
+
+def test_postgres_has_a_volume_a_health_check_and_matches_the_wallet_url(
+    compose: dict[str, Any],
+) -> None:
+    pg = services(compose)["postgres"]
+    assert pg["image"].startswith("postgres:")
+    volume, _, target = pg["volumes"][0].partition(":")
+    assert target == "/var/lib/postgresql/data"
+    assert volume in compose["volumes"], "a named volume, so data outlives the container"
+    check = pg["healthcheck"]
+    assert check["test"][0] == "CMD-SHELL" and "pg_isready" in check["test"][1]
+    assert "$POSTGRES_USER" in check["test"][1], "$$ must reach the container as $"
+    assert check["retries"] >= 3
+    env = environment(pg)
+    url = make_url(environment(services(compose)["wallet-1"])["WALLET_DATABASE_URL"])
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.host, url.port) == ("postgres", 5432)
+    assert url.username == env["POSTGRES_USER"]
+    assert url.password == env["POSTGRES_PASSWORD"] == DOTENV["POSTGRES_PASSWORD"]
+    assert url.database == env["POSTGRES_DB"]
+
+
+def test_wallet_replicas_are_identical_production_configs(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    first, second = (svc[name] for name in WALLETS)
+    assert environment(first) == environment(second), "one JWT secret, one database"
+    for name in WALLETS:
+        settings = WalletSettings.from_env(environment(svc[name]))
+        assert settings.environment == "production"
+        assert settings.jwt_secret == DOTENV["JWT_SECRET_KEY"]
+        assert host_port(settings.address) == ("0.0.0.0", 50051)
+        assert settings.fraud_address == "fraud:50052"
+        assert 1 <= settings.db_pool_size <= 20  # x2 (overflow) x2 replicas < max_connections
+        assert settings.admin_username and settings.admin_password == DOTENV["ADMIN_PASSWORD"]
+        assert depends(svc[name]) == {"postgres": "service_healthy", "fraud": "service_healthy"}
+        assert "healthcheck" in svc[name]
+        assert "wallet" in aliases(svc[name])
+        assert "ports" not in svc[name], "only the gateway is published"
+
+
+def test_fraud_listens_where_the_wallets_dial(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    fraud = FraudSettings.from_env(environment(svc["fraud"]))
+    assert host_port(fraud.addr) == ("0.0.0.0", 50052)
+    wallet = WalletSettings.from_env(environment(svc["wallet-1"]))
+    assert host_port(wallet.fraud_address) == ("fraud", host_port(fraud.addr)[1])
+    assert "healthcheck" in svc["fraud"]
+
+
+def test_gateway_is_published_and_reaches_both_replicas(compose: dict[str, Any]) -> None:
+    svc = services(compose)
+    gateway = svc["gateway"]
+    settings = GatewaySettings.from_env(environment(gateway))
+    assert (settings.host, settings.port) == ("0.0.0.0", 5000)
+    assert gateway["ports"] == [f"5000:{settings.port}"]
+    target, port = host_port(settings.wallet_addr)
+    assert port == 50051
+    # The target is either a replica's name or the alias every replica answers to.
+    answering = [n for n in WALLETS if target == n or target in aliases(svc[n])]
+    assert answering == list(WALLETS), f"{settings.wallet_addr} does not reach both replicas"
+    assert depends(gateway) == dict.fromkeys(WALLETS, "service_healthy")
+    assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+
+
+def test_required_secrets_are_enforced_and_never_defaulted() -> None:
+    for name in ("POSTGRES_PASSWORD", "JWT_SECRET_KEY"):
+        with pytest.raises(MissingVariable, match=name):
+            load_compose({k: v for k, v in DOTENV.items() if k != name})
+    raw = COMPOSE.read_text()
+    assert "JWT_SECRET_KEY: ${JWT_SECRET_KEY:?" in raw
+    assert "APP_ENV: production" in raw  # so a weak JWT_SECRET_KEY refuses to start
+
+
+def test_publish_port_can_be_moved(compose: dict[str, Any]) -> None:
+    moved = load_compose(DOTENV | {"GATEWAY_PUBLISH_PORT": "8080"})
+    assert services(moved)["gateway"]["ports"] == ["8080:5000"]
+
+
+# -- health checks, run for real ---------------------------------------------------------------
+
+
+def run_check(test: list[str], default_addr: str, real_addr: str) -> int:
+    assert test[0] == "CMD" and test[1] == "python", test
+    command = [sys.executable, *(arg.replace(default_addr, real_addr) for arg in test[2:])]
+    return subprocess.run(command, timeout=30, capture_output=True, check=False).returncode
+
+
+@pytest.fixture(scope="module")
+def sqlite_wallet(
+    fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWallet]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('compose') / 'wallet.db'}"
+    running = start_wallet(wallet_settings(url, fraud_addr), "sqlite")
+    yield running
+    running.server.stop(0)
+
+
+def test_grpc_health_checks_pass_on_live_servers_and_fail_on_dead_ones(
+    compose: dict[str, Any], fraud_addr: str, sqlite_wallet: RunningWallet
+) -> None:
+    svc = services(compose)
+    fraud_test = svc["fraud"]["healthcheck"]["test"]
+    wallet_test = svc["wallet-1"]["healthcheck"]["test"]
+    assert run_check(fraud_test, "127.0.0.1:50052", fraud_addr) == 0
+    assert run_check(wallet_test, "127.0.0.1:50051", sqlite_wallet.addr) == 0
+    assert run_check(wallet_test, "127.0.0.1:50051", "127.0.0.1:1") != 0
+
+
+# -- image ---------------------------------------------------------------------------------------
+
+
+def test_dockerfile_generates_the_stubs_and_runs_unprivileged() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "grpc_tools.protoc" in dockerfile
+    for proto in sorted((REPO / "protos").rglob("*.proto")):
+        assert str(proto.relative_to(REPO / "protos")) in dockerfile, proto
+    assert "requirements.lock" in dockerfile
+    assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
+    for package in ("common", "fraud_service", "wallet_service", "gateway"):
+        assert f"COPY {package}/ {package}/" in dockerfile, package
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "gen", "data", ".env"} <= ignored
