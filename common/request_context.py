@@ -18,7 +18,7 @@ def new_request_id() -> str:
 
 def accept_request_id(candidate: str | None) -> str:
     """Keep a caller's id if it is a sane token; otherwise mint one (ids end up in logs)."""
-    if candidate and _VALID_REQUEST_ID.match(candidate):
+    if candidate and _VALID_REQUEST_ID.fullmatch(candidate):
         return candidate
     return new_request_id()
 

@@ -27,7 +27,8 @@ def grpc_serving(addr: str) -> Callable[[], bool]:
         with grpc.insecure_channel(addr) as channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1)
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
             except grpc.RpcError:
                 return False
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -58,7 +59,9 @@ class Supervisor:
         while not ready():
             if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise SystemExit(f"{name} did not start (exit code {proc.poll()}); see its log above")
+                raise SystemExit(
+                    f"{name} did not start (exit code {proc.poll()}); see its log above"
+                )
             time.sleep(0.2)
 
     def wait(self) -> int:
@@ -90,10 +93,11 @@ def main() -> None:
     env.setdefault("GATEWAY_HOST", "127.0.0.1")
     env.setdefault("GATEWAY_PORT", "5000")
     if not env.get("JWT_SECRET_KEY"):
-        print("JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "
-              "in data/dev_jwt_secret. Set JWT_SECRET_KEY (and APP_ENV=production) for real use.")
-    subprocess.run([sys.executable, "-m", "wallet_service.migrate"], cwd=ROOT, env=env,
-                   check=True)
+        print(
+            "JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "
+            "in data/dev_jwt_secret. Set JWT_SECRET_KEY (and APP_ENV=production) for real use."
+        )
+    subprocess.run([sys.executable, "-m", "wallet_service.migrate"], cwd=ROOT, env=env, check=True)
     supervisor = Supervisor(env)
     signal.signal(signal.SIGTERM, lambda *_: (supervisor.stop(), sys.exit(0)))
     gateway = f"http://{env['GATEWAY_HOST']}:{env['GATEWAY_PORT']}"

@@ -25,8 +25,13 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
+def is_valid_username(username: str) -> bool:
+    """Names that break the rules cannot exist, so lookups of them need no database trip."""
+    return bool(USERNAME_PATTERN.fullmatch(username or ""))
+
+
 def validate_username(username: str) -> str:
-    if not USERNAME_PATTERN.match(username or ""):
+    if not is_valid_username(username):
         raise InvalidArgument(
             "invalid_username",
             "Username must be 3-32 characters: letters, digits, '_', '.' or '-'",

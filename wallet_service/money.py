@@ -57,7 +57,7 @@ class CurrencyBook:
 
     def check_currency(self, currency: str) -> str:
         """Return the code if supported; codes are upper case by ISO 4217, so 'usd' is refused."""
-        if not _CURRENCY_CODE.match(currency or ""):
+        if not _CURRENCY_CODE.fullmatch(currency or ""):
             raise InvalidArgument(
                 "invalid_currency",
                 f"Currency must be a 3-letter upper-case ISO 4217 code, got {currency!r}",
@@ -73,7 +73,7 @@ class CurrencyBook:
     def parse_amount(self, text: str, currency: str) -> int:
         """Parse a positive amount into minor units of `currency`, exactly."""
         exponent = self.exponent(currency)
-        if not isinstance(text, str) or not _PLAIN_DECIMAL.match(text):
+        if not isinstance(text, str) or not _PLAIN_DECIMAL.fullmatch(text):
             raise InvalidArgument(
                 "invalid_amount",
                 f"Amount must be a positive decimal number like '12.34', got {str(text)[:40]!r}",

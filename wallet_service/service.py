@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from common.ratelimit import WindowCounter
 from wallet_service.auth import (
     TokenIssuer,
     hash_password,
+    is_valid_username,
     validate_password,
     validate_username,
     verify_password,
@@ -57,6 +59,7 @@ MAX_PAGE_SIZE = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 MAX_NOTE_LENGTH = 1000
 _CURSOR_PREFIX = "v1:"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class WalletService:
                 "Too many failed logins; try again later",
                 retry_after_seconds=str(max(1, int(wait + 0.999))),
             )
-        user = self.store.get_user_by_username(username) if username else None
+        user = self._live_user(username)
         if not verify_password(user.password_hash if user else None, password or ""):
             self.login_failures.hit(throttle_key)
             raise Unauthenticated("invalid_credentials", "Invalid username or password")
@@ -137,9 +140,13 @@ class WalletService:
         self.login_failures.reset(throttle_key)
         return self.tokens.issue(user_id=user.id, now=utc_now()), self.tokens.ttl_seconds
 
+    def _live_user(self, username: str) -> User | None:
+        return self.store.get_user_by_username(username) if is_valid_username(username) else None
+
     def authenticate(self, token: str) -> User:
         """The live user behind a bearer token; role and deletion come from the database."""
-        user = self.store.get_user(self.tokens.verify(token))
+        subject = self.tokens.verify(token)
+        user = self.store.get_user(subject) if _is_id(subject) else None
         if user is None or user.is_deleted:
             raise Unauthenticated("token_invalid", "Token is invalid")
         return user
@@ -178,7 +185,7 @@ class WalletService:
             raise InvalidArgument("invalid_recipient", "to_username is required")
         if to_username == caller.username:
             raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
-        recipient = self.store.get_user_by_username(to_username)
+        recipient = self._live_user(to_username)
         if recipient is None:
             raise NotFound("recipient_not_found", "Recipient not found")
         return recipient
@@ -269,7 +276,7 @@ class WalletService:
         if filters.username or filters.include_deleted:
             _require_admin(caller)
         if filters.username:
-            target = self.store.get_user_by_username(filters.username)
+            target = self._live_user(filters.username)
             if target is None:
                 raise NotFound("user_not_found", "User not found")
             scope = target.id
@@ -316,7 +323,7 @@ class WalletService:
 
     def get_transaction(self, caller: User, tx_id: str) -> Transaction:
         """Another user's transaction is NotFound, never PermissionDenied: ids can't be probed."""
-        found = self.store.get_transaction(tx_id) if tx_id else None
+        found = self.store.get_transaction(tx_id) if _is_id(tx_id) else None
         visible = found is not None and (
             caller.role is Role.ADMIN or (found.involves(caller.id) and found.deleted_at is None)
         )
@@ -333,6 +340,8 @@ class WalletService:
             raise InvalidArgument(
                 "invalid_resolution", "resolution must be cleared or confirmed_fraud"
             )
+        if not _is_id(tx_id):
+            raise NotFound("transaction_not_found", "Flagged transaction not found")
         return self.store.review_transaction(
             tx_id=tx_id, resolution=status, reviewer_id=caller.id, note=_note(note), now=utc_now()
         )
@@ -340,7 +349,7 @@ class WalletService:
     def reverse(self, caller: User, *, tx_id: str, reason: str, key: str) -> MovementOutcome:
         _require_admin(caller)
         _check_idempotency_key(key)
-        original = self.store.get_transaction(tx_id) if tx_id else None
+        original = self.store.get_transaction(tx_id) if _is_id(tx_id) else None
         if original is None:
             raise NotFound("transaction_not_found", "Transaction not found")
         fingerprint = request_fingerprint(
@@ -380,7 +389,7 @@ class WalletService:
 
     def delete_transaction(self, caller: User, tx_id: str) -> Transaction:
         _require_admin(caller)
-        if not tx_id:
+        if not _is_id(tx_id):
             raise NotFound("transaction_not_found", "Transaction not found")
         return self.store.soft_delete_transaction(tx_id=tx_id, now=utc_now())
 
@@ -388,7 +397,7 @@ class WalletService:
         _require_admin(caller)
         if username == caller.username:
             raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
-        target = self.store.get_user_by_username(username) if username else None
+        target = self._live_user(username)
         if target is None:
             raise NotFound("user_not_found", "User not found")
         return self.store.soft_delete_user(
@@ -436,7 +445,14 @@ def _review_status(value: str) -> ReviewStatus:
 def _note(note: str) -> str:
     if len(note) > MAX_NOTE_LENGTH:
         raise InvalidArgument("note_too_long", f"Note must be at most {MAX_NOTE_LENGTH} characters")
+    if any(not ch.isprintable() and ch not in "\n\t" for ch in note):
+        raise InvalidArgument("invalid_note", "Note must not contain control characters")
     return note
+
+
+def _is_id(value: str) -> bool:
+    """Our ids are canonical UUID strings; anything else cannot name a row."""
+    return bool(_UUID.fullmatch(value or ""))
 
 
 def _encode_cursor(tx_id: str) -> str:

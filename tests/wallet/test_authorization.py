@@ -30,8 +30,13 @@ def forged(claims: dict[str, object], *, secret: str = TEST_JWT_SECRET, alg: str
 
 def valid_claims(subject: str, **overrides: object) -> dict[str, object]:
     now = int(time.time())
-    claims: dict[str, object] = {"sub": subject, "iat": now, "nbf": now, "exp": now + 600,
-                                 "iss": "wallet_service"}
+    claims: dict[str, object] = {
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "iss": "wallet_service",
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -42,8 +47,9 @@ def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
         lambda md: stub.ListBalances(pb.ListBalancesRequest(), metadata=md),
         lambda md: stub.Deposit(pb.DepositRequest(amount="1", currency="USD"), metadata=md),
         lambda md: stub.Withdraw(pb.WithdrawRequest(amount="1", currency="USD"), metadata=md),
-        lambda md: stub.Transfer(pb.TransferRequest(to_username="x", amount="1", currency="USD"),
-                                 metadata=md),
+        lambda md: stub.Transfer(
+            pb.TransferRequest(to_username="x", amount="1", currency="USD"), metadata=md
+        ),
         lambda md: stub.ListTransactions(pb.ListTransactionsRequest(), metadata=md),
         lambda md: stub.GetTransaction(pb.GetTransactionRequest(transaction_id="x"), metadata=md),
         lambda md: stub.DeleteAccount(pb.DeleteAccountRequest(), metadata=md),
@@ -51,8 +57,11 @@ def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
     ]
     for call in calls:
         expect_error(lambda c=call: c(()), grpc.StatusCode.UNAUTHENTICATED, "token_missing")
-        expect_error(lambda c=call: c((("authorization", "Basic abc"),)),
-                     grpc.StatusCode.UNAUTHENTICATED, "token_invalid")
+        expect_error(
+            lambda c=call: c((("authorization", "Basic abc"),)),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "token_invalid",
+        )
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -80,19 +89,25 @@ def test_bad_tokens_are_refused(stub: Stub) -> None:
         with pytest.raises(grpc.RpcError) as caught:
             stub.GetBalance(pb.GetBalanceRequest(), metadata=bearer(bad_token))
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, label
-    expired = forged(valid_claims(sub, iat=int(time.time()) - 7200, nbf=None,
-                                  exp=int(time.time()) - 3600))
-    expect_error(lambda: stub.GetBalance(pb.GetBalanceRequest(), metadata=bearer(expired)),
-                 grpc.StatusCode.UNAUTHENTICATED, "token_expired")
+    expired = forged(
+        valid_claims(sub, iat=int(time.time()) - 7200, nbf=None, exp=int(time.time()) - 3600)
+    )
+    expect_error(
+        lambda: stub.GetBalance(pb.GetBalanceRequest(), metadata=bearer(expired)),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "token_expired",
+    )
 
 
 def test_a_role_claim_in_the_token_is_ignored(stub: Stub) -> None:
     _, auth = new_user(stub)
     token = forged(valid_claims(user_id(stub, auth), role="admin", is_admin=True))
     expect_error(
-        lambda: stub.ListFlaggedTransactions(pb.ListFlaggedTransactionsRequest(),
-                                             metadata=bearer(token)),
-        grpc.StatusCode.PERMISSION_DENIED, "admin_required",
+        lambda: stub.ListFlaggedTransactions(
+            pb.ListFlaggedTransactionsRequest(), metadata=bearer(token)
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "admin_required",
     )
 
 
@@ -102,23 +117,34 @@ def test_users_cannot_touch_each_others_money(stub: Stub, wallet: RunningWallet)
     deposit = stub.Deposit(pb.DepositRequest(amount="50.00", currency="USD"), metadata=bob_auth)
     bob_tx = deposit.transaction.id
     # Alice can neither read Bob's transaction (404, so ids cannot be probed) ...
-    expect_error(lambda: stub.GetTransaction(pb.GetTransactionRequest(transaction_id=bob_tx),
-                                             metadata=alice_auth),
-                 grpc.StatusCode.NOT_FOUND, "transaction_not_found")
+    expect_error(
+        lambda: stub.GetTransaction(
+            pb.GetTransactionRequest(transaction_id=bob_tx), metadata=alice_auth
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "transaction_not_found",
+    )
     # ... nor list it, nor list Bob's history by name, nor act on it as if admin.
     mine = stub.ListTransactions(pb.ListTransactionsRequest(), metadata=alice_auth)
     assert bob_tx not in {t.id for t in mine.transactions}
-    expect_error(lambda: stub.ListTransactions(pb.ListTransactionsRequest(username=bob),
-                                               metadata=alice_auth),
-                 grpc.StatusCode.PERMISSION_DENIED, "admin_required")
+    expect_error(
+        lambda: stub.ListTransactions(
+            pb.ListTransactionsRequest(username=bob), metadata=alice_auth
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "admin_required",
+    )
     for call in (
-        lambda: stub.ReverseTransaction(pb.ReverseTransactionRequest(transaction_id=bob_tx,
-                                                                     reason="x"),
-                                        metadata=alice_auth),
-        lambda: stub.DeleteTransaction(pb.DeleteTransactionRequest(transaction_id=bob_tx),
-                                       metadata=alice_auth),
-        lambda: stub.ReviewTransaction(pb.ReviewTransactionRequest(
-            transaction_id=bob_tx, resolution="cleared"), metadata=alice_auth),
+        lambda: stub.ReverseTransaction(
+            pb.ReverseTransactionRequest(transaction_id=bob_tx, reason="x"), metadata=alice_auth
+        ),
+        lambda: stub.DeleteTransaction(
+            pb.DeleteTransactionRequest(transaction_id=bob_tx), metadata=alice_auth
+        ),
+        lambda: stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(transaction_id=bob_tx, resolution="cleared"),
+            metadata=alice_auth,
+        ),
     ):
         expect_error(call, grpc.StatusCode.PERMISSION_DENIED, "admin_required")
     # Balances are always the caller's own.
@@ -136,24 +162,30 @@ def test_admin_rpcs_refuse_normal_users(stub: Stub) -> None:
     _, auth = new_user(stub)
     admin_calls = [
         lambda: stub.ListFlaggedTransactions(pb.ListFlaggedTransactionsRequest(), metadata=auth),
-        lambda: stub.ReviewTransaction(pb.ReviewTransactionRequest(transaction_id="x",
-                                                                   resolution="cleared"),
-                                       metadata=auth),
-        lambda: stub.ReverseTransaction(pb.ReverseTransactionRequest(transaction_id="x"),
-                                        metadata=auth),
-        lambda: stub.DeleteTransaction(pb.DeleteTransactionRequest(transaction_id="x"),
-                                       metadata=auth),
+        lambda: stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(transaction_id="x", resolution="cleared"), metadata=auth
+        ),
+        lambda: stub.ReverseTransaction(
+            pb.ReverseTransactionRequest(transaction_id="x"), metadata=auth
+        ),
+        lambda: stub.DeleteTransaction(
+            pb.DeleteTransactionRequest(transaction_id="x"), metadata=auth
+        ),
         lambda: stub.DeleteUser(pb.DeleteUserRequest(username=ADMIN_USERNAME), metadata=auth),
-        lambda: stub.ListTransactions(pb.ListTransactionsRequest(include_deleted=True),
-                                      metadata=auth),
+        lambda: stub.ListTransactions(
+            pb.ListTransactionsRequest(include_deleted=True), metadata=auth
+        ),
     ]
     for call in admin_calls:
         expect_error(call, grpc.StatusCode.PERMISSION_DENIED, "admin_required")
 
 
 def test_registration_never_creates_an_admin(stub: Stub) -> None:
-    reply = stub.Register(pb.RegisterRequest(username="admin_wannabe_" + str(int(time.time())),
-                                             password="password-123"))
+    reply = stub.Register(
+        pb.RegisterRequest(
+            username="admin_wannabe_" + str(int(time.time())), password="password-123"
+        )
+    )
     assert reply.user.role == "user"
 
 
@@ -163,41 +195,53 @@ def test_admin_deletes_a_user_whose_token_then_stops_working(stub: Stub) -> None
     stub.GetBalance(pb.GetBalanceRequest(), metadata=victim_auth)
     deleted = stub.DeleteUser(pb.DeleteUserRequest(username=victim), metadata=admin)
     assert deleted.deleted
-    expect_error(lambda: stub.GetBalance(pb.GetBalanceRequest(), metadata=victim_auth),
-                 grpc.StatusCode.UNAUTHENTICATED, "token_invalid")
-    expect_error(lambda: stub.DeleteUser(pb.DeleteUserRequest(username=ADMIN_USERNAME),
-                                         metadata=admin),
-                 grpc.StatusCode.FAILED_PRECONDITION, "cannot_delete_self")
+    expect_error(
+        lambda: stub.GetBalance(pb.GetBalanceRequest(), metadata=victim_auth),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "token_invalid",
+    )
+    expect_error(
+        lambda: stub.DeleteUser(pb.DeleteUserRequest(username=ADMIN_USERNAME), metadata=admin),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "cannot_delete_self",
+    )
 
 
 def test_login_is_rate_limited_per_username(stub: Stub) -> None:
     name, _ = new_user(stub)
     for _ in range(5):
-        expect_error(lambda: stub.Login(pb.LoginRequest(username=name, password="bad-password")),
-                     grpc.StatusCode.UNAUTHENTICATED, "invalid_credentials")
+        expect_error(
+            lambda: stub.Login(pb.LoginRequest(username=name, password="bad-password")),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "invalid_credentials",
+        )
     # Now even the right password waits: the limit is on the account, not the guess.
-    expect_error(lambda: login(stub, name), grpc.StatusCode.RESOURCE_EXHAUSTED,
-                 "too_many_attempts")
+    expect_error(lambda: login(stub, name), grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_attempts")
     other, _ = new_user(stub)  # another user is not affected
     assert login(stub, other)
 
 
 def test_unknown_and_wrong_password_look_the_same(stub: Stub) -> None:
     name, _ = new_user(stub)
-    unknown = expect_error(lambda: stub.Login(pb.LoginRequest(username="ghost_" + name,
-                                                              password="whatever-123")),
-                           grpc.StatusCode.UNAUTHENTICATED, "invalid_credentials")
-    wrong = expect_error(lambda: stub.Login(pb.LoginRequest(username=name,
-                                                            password="whatever-123")),
-                         grpc.StatusCode.UNAUTHENTICATED, "invalid_credentials")
+    unknown = expect_error(
+        lambda: stub.Login(pb.LoginRequest(username="ghost_" + name, password="whatever-123")),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "invalid_credentials",
+    )
+    wrong = expect_error(
+        lambda: stub.Login(pb.LoginRequest(username=name, password="whatever-123")),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "invalid_credentials",
+    )
     assert unknown.details() == wrong.details()
 
 
 def test_token_lifetime_matches_settings(stub: Stub) -> None:
     name, _ = new_user(stub)
     reply = stub.Login(pb.LoginRequest(username=name, password="correct horse battery"))
-    claims = jwt.decode(reply.access_token, TEST_JWT_SECRET, algorithms=["HS256"],
-                        issuer="wallet_service")
+    claims = jwt.decode(
+        reply.access_token, TEST_JWT_SECRET, algorithms=["HS256"], issuer="wallet_service"
+    )
     assert reply.token_type == "Bearer" and reply.expires_in == 3600
     assert claims["exp"] - claims["iat"] == 3600
     issued = datetime.fromtimestamp(claims["iat"], UTC)

@@ -15,7 +15,13 @@ from wallet.v1 import wallet_pb2_grpc
 
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, RunningWallet, start_wallet, wallet_settings
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    RunningWallet,
+    start_wallet,
+    wallet_settings,
+)
 from tests.helpers import bearer, login, new_user
 from tests.wallet.test_journey import count_rows, expect_error
 from wallet_service.schema import ledger_entries, transactions
@@ -29,7 +35,8 @@ def admin_auth(stub: Stub) -> tuple[tuple[str, str], ...]:
 
 def flagged_ids(stub: Stub, auth: tuple[tuple[str, str], ...], status: str = "") -> set[str]:
     page = stub.ListFlaggedTransactions(
-        pb.ListFlaggedTransactionsRequest(review_status=status, limit=200), metadata=auth)
+        pb.ListFlaggedTransactionsRequest(review_status=status, limit=200), metadata=auth
+    )
     return {t.id for t in page.transactions}
 
 
@@ -49,8 +56,10 @@ def test_large_deposit_is_flagged_with_its_reason(stub: Stub) -> None:
 
 def test_structuring_is_flagged(stub: Stub) -> None:
     _, auth = new_user(stub)
-    replies = [stub.Deposit(pb.DepositRequest(amount="9500.00", currency="EUR"), metadata=auth)
-               for _ in range(3)]
+    replies = [
+        stub.Deposit(pb.DepositRequest(amount="9500.00", currency="EUR"), metadata=auth)
+        for _ in range(3)
+    ]
     reasons = {r.rule_id for r in replies[-1].transaction.fraud_reasons}
     assert "structuring" in reasons, reasons
     assert replies[-1].transaction.flagged
@@ -59,36 +68,65 @@ def test_structuring_is_flagged(stub: Stub) -> None:
 def test_admin_review_flow(stub: Stub, wallet: RunningWallet) -> None:
     admin = admin_auth(stub)
     user, auth = new_user(stub)
-    tx = stub.Deposit(pb.DepositRequest(amount="12000.00", currency="USD"),
-                      metadata=auth).transaction
-    expect_error(lambda: stub.ReviewTransaction(pb.ReviewTransactionRequest(
-        transaction_id=tx.id, resolution="cleared"), metadata=auth),
-        grpc.StatusCode.PERMISSION_DENIED, "admin_required")
-    expect_error(lambda: stub.ReviewTransaction(pb.ReviewTransactionRequest(
-        transaction_id=tx.id, resolution="maybe"), metadata=admin),
-        grpc.StatusCode.INVALID_ARGUMENT, "invalid_review_status")
-    reviewed = stub.ReviewTransaction(pb.ReviewTransactionRequest(
-        transaction_id=tx.id, resolution="confirmed_fraud", note="stolen card"), metadata=admin)
+    tx = stub.Deposit(
+        pb.DepositRequest(amount="12000.00", currency="USD"), metadata=auth
+    ).transaction
+    expect_error(
+        lambda: stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(transaction_id=tx.id, resolution="cleared"), metadata=auth
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "admin_required",
+    )
+    expect_error(
+        lambda: stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(transaction_id=tx.id, resolution="maybe"), metadata=admin
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid_review_status",
+    )
+    reviewed = stub.ReviewTransaction(
+        pb.ReviewTransactionRequest(
+            transaction_id=tx.id, resolution="confirmed_fraud", note="stolen card"
+        ),
+        metadata=admin,
+    )
     assert reviewed.review_status == "confirmed_fraud" and reviewed.review_note == "stolen card"
     assert reviewed.reviewed_by and reviewed.reviewed_at.endswith("Z")
-    expect_error(lambda: stub.ReviewTransaction(pb.ReviewTransactionRequest(
-        transaction_id=tx.id, resolution="cleared"), metadata=admin),
-        grpc.StatusCode.FAILED_PRECONDITION, "already_reviewed")
+    expect_error(
+        lambda: stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(transaction_id=tx.id, resolution="cleared"), metadata=admin
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "already_reviewed",
+    )
     assert tx.id in flagged_ids(stub, admin, "confirmed_fraud")
     assert tx.id not in flagged_ids(stub, admin, "pending")
 
-    reversal = stub.ReverseTransaction(pb.ReverseTransactionRequest(
-        transaction_id=tx.id, reason="confirmed fraud", idempotency_key="rev-1"), metadata=admin)
+    reversal = stub.ReverseTransaction(
+        pb.ReverseTransactionRequest(
+            transaction_id=tx.id, reason="confirmed fraud", idempotency_key="rev-1"
+        ),
+        metadata=admin,
+    )
     assert reversal.transaction.type == "reversal"
     assert reversal.transaction.reverses_transaction_id == tx.id
     assert reversal.transaction.note == "confirmed fraud"
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "0.00"
-    again = stub.ReverseTransaction(pb.ReverseTransactionRequest(
-        transaction_id=tx.id, reason="confirmed fraud", idempotency_key="rev-1"), metadata=admin)
+    again = stub.ReverseTransaction(
+        pb.ReverseTransactionRequest(
+            transaction_id=tx.id, reason="confirmed fraud", idempotency_key="rev-1"
+        ),
+        metadata=admin,
+    )
     assert again.replayed and again.transaction.id == reversal.transaction.id
-    expect_error(lambda: stub.ReverseTransaction(pb.ReverseTransactionRequest(
-        transaction_id=tx.id, reason="again"), metadata=admin),
-        grpc.StatusCode.FAILED_PRECONDITION, "already_reversed")
+    expect_error(
+        lambda: stub.ReverseTransaction(
+            pb.ReverseTransactionRequest(transaction_id=tx.id, reason="again"), metadata=admin
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "already_reversed",
+    )
     original = stub.GetTransaction(pb.GetTransactionRequest(transaction_id=tx.id), metadata=auth)
     assert original.reversed_by_transaction_id == reversal.transaction.id
     assert user
@@ -100,14 +138,20 @@ def test_reversal_never_overdraws(stub: Stub, wallet: RunningWallet) -> None:
     _, payer = new_user(stub)
     payee, payee_auth = new_user(stub)
     stub.Deposit(pb.DepositRequest(amount="100.00", currency="USD"), metadata=payer)
-    tx = stub.Transfer(pb.TransferRequest(to_username=payee, amount="100.00", currency="USD"),
-                       metadata=payer).transaction
+    tx = stub.Transfer(
+        pb.TransferRequest(to_username=payee, amount="100.00", currency="USD"), metadata=payer
+    ).transaction
     stub.Withdraw(pb.WithdrawRequest(amount="60.00", currency="USD"), metadata=payee_auth)
-    expect_error(lambda: stub.ReverseTransaction(pb.ReverseTransactionRequest(
-        transaction_id=tx.id, reason="dispute"), metadata=admin),
-        grpc.StatusCode.FAILED_PRECONDITION, "insufficient_funds")
+    expect_error(
+        lambda: stub.ReverseTransaction(
+            pb.ReverseTransactionRequest(transaction_id=tx.id, reason="dispute"), metadata=admin
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "insufficient_funds",
+    )
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=payee_auth).balance == (
-        "40.00")
+        "40.00"
+    )
     assert wallet.store.ledger_violations() == []
 
 
@@ -115,17 +159,20 @@ def test_admin_soft_deletes_a_transaction(stub: Stub, wallet: RunningWallet) -> 
     admin = admin_auth(stub)
     user, auth = new_user(stub)
     tx = stub.Deposit(pb.DepositRequest(amount="7.00", currency="USD"), metadata=auth).transaction
-    deleted = stub.DeleteTransaction(pb.DeleteTransactionRequest(transaction_id=tx.id),
-                                     metadata=admin)
+    deleted = stub.DeleteTransaction(
+        pb.DeleteTransactionRequest(transaction_id=tx.id), metadata=admin
+    )
     assert deleted.deleted
     mine = stub.ListTransactions(pb.ListTransactionsRequest(), metadata=auth)
     assert tx.id not in {t.id for t in mine.transactions}
-    expect_error(lambda: stub.GetTransaction(pb.GetTransactionRequest(transaction_id=tx.id),
-                                             metadata=auth),
-                 grpc.StatusCode.NOT_FOUND, "transaction_not_found")
-    admin_view = stub.ListTransactions(pb.ListTransactionsRequest(username=user,
-                                                                  include_deleted=True),
-                                       metadata=admin)
+    expect_error(
+        lambda: stub.GetTransaction(pb.GetTransactionRequest(transaction_id=tx.id), metadata=auth),
+        grpc.StatusCode.NOT_FOUND,
+        "transaction_not_found",
+    )
+    admin_view = stub.ListTransactions(
+        pb.ListTransactionsRequest(username=user, include_deleted=True), metadata=admin
+    )
     assert tx.id in {t.id for t in admin_view.transactions}
     # Deletion never moves money.
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "7.00"
@@ -133,6 +180,7 @@ def test_admin_soft_deletes_a_transaction(stub: Stub, wallet: RunningWallet) -> 
 
 
 # -- fraud service variants: each gets its own wallet on a fresh SQLite file ------------------
+
 
 @pytest.fixture
 def make_wallet(tmp_path: Path) -> Iterator[object]:
@@ -152,21 +200,25 @@ def make_wallet(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture
 def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     rules = Path("fraud_service/rules.toml").read_text()
-    block = rules.replace('[rules.large_amount]\nenabled = true\ndecision = "REVIEW"',
-                          '[rules.large_amount]\nenabled = true\ndecision = "BLOCK"')
+    block = rules.replace(
+        '[rules.large_amount]\nenabled = true\ndecision = "REVIEW"',
+        '[rules.large_amount]\nenabled = true\ndecision = "BLOCK"',
+    )
     assert block != rules
     path = tmp_path / "rules.toml"
     path.write_text(block)
-    server, port = create_fraud_server(FraudSettings.from_env(
-        {"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)}))
+    server, port = create_fraud_server(
+        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
+    )
     server.start()
     yield f"127.0.0.1:{port}"
     server.stop(0)
 
 
 class SlowFraud(fraud_pb2_grpc.FraudServiceServicer):
-    def Score(self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
-              ) -> fraud_pb2.ScoreResponse:
+    def Score(
+        self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
+    ) -> fraud_pb2.ScoreResponse:
         time.sleep(2)
         return fraud_pb2.ScoreResponse(score=0, decision=fraud_pb2.ALLOW)
 
@@ -194,18 +246,28 @@ def test_block_rule_rejects_and_moves_nothing(make_wallet: object, blocking_frau
     _, auth = new_user(stub)
     stub.Deposit(pb.DepositRequest(amount="100.00", currency="USD"), metadata=auth)
     entries_before = count_rows(running, ledger_entries)
-    error = expect_error(lambda: stub.Deposit(pb.DepositRequest(
-        amount="20000.00", currency="USD", idempotency_key="big"), metadata=auth),
-        grpc.StatusCode.FAILED_PRECONDITION, "transaction_blocked")
+    error = expect_error(
+        lambda: stub.Deposit(
+            pb.DepositRequest(amount="20000.00", currency="USD", idempotency_key="big"),
+            metadata=auth,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "transaction_blocked",
+    )
     assert "nothing was moved" in error.details()
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "100.00"
     assert count_rows(running, ledger_entries) == entries_before
     history = stub.ListTransactions(pb.ListTransactionsRequest(), metadata=auth).transactions
     assert history[0].status == "rejected" and history[0].fraud_decision == "BLOCK"
     # A retry with the same key gets the same answer and still moves nothing.
-    expect_error(lambda: stub.Deposit(pb.DepositRequest(
-        amount="20000.00", currency="USD", idempotency_key="big"), metadata=auth),
-        grpc.StatusCode.FAILED_PRECONDITION, "transaction_blocked")
+    expect_error(
+        lambda: stub.Deposit(
+            pb.DepositRequest(amount="20000.00", currency="USD", idempotency_key="big"),
+            metadata=auth,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "transaction_blocked",
+    )
     assert count_rows(running, transactions) == 2
     assert running.store.ledger_violations() == []
 
@@ -224,9 +286,11 @@ def test_fraud_down_fail_open_completes_and_flags_unscored(make_wallet: object) 
 def test_fraud_down_fail_closed_refuses_and_moves_nothing(make_wallet: object) -> None:
     running, stub = make_wallet(closed_port(), FRAUD_FAIL_MODE="closed")  # type: ignore[operator]
     _, auth = new_user(stub)
-    expect_error(lambda: stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"),
-                                      metadata=auth),
-                 grpc.StatusCode.UNAVAILABLE, "fraud_unavailable")
+    expect_error(
+        lambda: stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"), metadata=auth),
+        grpc.StatusCode.UNAVAILABLE,
+        "fraud_unavailable",
+    )
     assert count_rows(running, transactions) == 0
     assert count_rows(running, ledger_entries) == 0
 
@@ -235,17 +299,22 @@ def test_fraud_down_fail_closed_refuses_and_moves_nothing(make_wallet: object) -
 def test_slow_fraud_is_treated_as_down_within_the_deadline(
     make_wallet: object, slow_fraud: str, mode: str
 ) -> None:
-    running, stub = make_wallet(slow_fraud, FRAUD_FAIL_MODE=mode,  # type: ignore[operator]
-                                FRAUD_TIMEOUT_MS="200")
+    running, stub = make_wallet(
+        slow_fraud,
+        FRAUD_FAIL_MODE=mode,  # type: ignore[operator]
+        FRAUD_TIMEOUT_MS="200",
+    )
     _, auth = new_user(stub)
     started = time.monotonic()
     if mode == "open":
         reply = stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"), metadata=auth)
         assert reply.transaction.fraud_decision == "UNSCORED"
     else:
-        expect_error(lambda: stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"),
-                                          metadata=auth),
-                     grpc.StatusCode.UNAVAILABLE, "fraud_unavailable")
+        expect_error(
+            lambda: stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"), metadata=auth),
+            grpc.StatusCode.UNAVAILABLE,
+            "fraud_unavailable",
+        )
         assert count_rows(running, transactions) == 0
     # 200 ms deadline, plus a generous margin for a loaded 2-core CI machine; the slow
     # scorer would take 2 s.

@@ -33,8 +33,15 @@ def test_parses_exactly(text: str, currency: str, minor: int) -> None:
 
 @pytest.mark.parametrize(
     ("minor", "currency", "text"),
-    [(1, "USD", "0.01"), (123456, "USD", "1234.56"), (7, "JPY", "7"), (1, "KWD", "0.001"),
-     (12345, "KWD", "12.345"), (0, "USD", "0.00"), (-150, "EUR", "-1.50")],
+    [
+        (1, "USD", "0.01"),
+        (123456, "USD", "1234.56"),
+        (7, "JPY", "7"),
+        (1, "KWD", "0.001"),
+        (12345, "KWD", "12.345"),
+        (0, "USD", "0.00"),
+        (-150, "EUR", "-1.50"),
+    ],
 )
 def test_formats_with_the_currency_decimals(minor: int, currency: str, text: str) -> None:
     assert BOOK.format_minor(minor, currency) == text

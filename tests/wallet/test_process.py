@@ -49,8 +49,9 @@ class WalletProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "wallet_service"], cwd=ROOT,
-                                     env=self.env, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wallet_service"], cwd=ROOT, env=self.env, stderr=subprocess.PIPE
+        )
         channel = grpc.insecure_channel(self.addr)
         grpc.channel_ready_future(channel).result(timeout=20)
         channel.close()
@@ -74,17 +75,27 @@ def wallet_process(tmp_path: Path) -> Iterator[WalletProcess]:
 
 
 def test_reflection_and_health_through_grpcurl(wallet_process: WalletProcess) -> None:
-    listed = subprocess.run([str(GRPCURL), "-plaintext", wallet_process.addr, "list"],
-                            capture_output=True, text=True, timeout=30, check=True).stdout
+    listed = subprocess.run(
+        [str(GRPCURL), "-plaintext", wallet_process.addr, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert "wallet.v1.WalletService" in listed.split()
     assert "grpc.health.v1.Health" in listed.split()
-    health = subprocess.run([str(GRPCURL), "-plaintext", wallet_process.addr,
-                             "grpc.health.v1.Health/Check"],
-                            capture_output=True, text=True, timeout=30, check=True).stdout
+    health = subprocess.run(
+        [str(GRPCURL), "-plaintext", wallet_process.addr, "grpc.health.v1.Health/Check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert json.loads(health)["status"] == "SERVING"
     channel = grpc.insecure_channel(wallet_process.addr)
     reply = health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service="wallet.v1.WalletService"))
+        health_pb2.HealthCheckRequest(service="wallet.v1.WalletService")
+    )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -94,11 +105,16 @@ def test_sigterm_drains_and_exits_zero(wallet_process: WalletProcess) -> None:
     stub.Deposit(pb.DepositRequest(amount="1.00", currency="USD"), metadata=auth)
     assert wallet_process.kill(signal.SIGTERM) == 0
     assert wallet_process.proc is not None and wallet_process.proc.stderr is not None
-    lines = [json.loads(line) for line in wallet_process.proc.stderr.read().splitlines()
-             if line.startswith(b"{")]
+    lines = [
+        json.loads(line)
+        for line in wallet_process.proc.stderr.read().splitlines()
+        if line.startswith(b"{")
+    ]
     rpc_lines = [line for line in lines if line.get("msg") == "rpc"]
-    assert any(line["method"].endswith("/Deposit") and line["code"] == "OK"
-               and line.get("request_id") for line in rpc_lines)
+    assert any(
+        line["method"].endswith("/Deposit") and line["code"] == "OK" and line.get("request_id")
+        for line in rpc_lines
+    )
 
 
 def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
@@ -114,9 +130,11 @@ def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
         while not stop.is_set():
             i += 1
             try:
-                reply = stub.Deposit(pb.DepositRequest(amount="1.00", currency="USD",
-                                                       idempotency_key=f"d-{i}"),
-                                     metadata=auth, timeout=5)
+                reply = stub.Deposit(
+                    pb.DepositRequest(amount="1.00", currency="USD", idempotency_key=f"d-{i}"),
+                    metadata=auth,
+                    timeout=5,
+                )
             except grpc.RpcError:
                 return
             acknowledged.append(reply.transaction.id)
@@ -137,8 +155,9 @@ def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
     ids: set[str] = set()
     cursor = ""
     while True:
-        page = stub.ListTransactions(pb.ListTransactionsRequest(limit=200, cursor=cursor),
-                                     metadata=auth)
+        page = stub.ListTransactions(
+            pb.ListTransactionsRequest(limit=200, cursor=cursor), metadata=auth
+        )
         ids |= {t.id for t in page.transactions}
         cursor = page.next_cursor
         if not cursor:
@@ -153,14 +172,25 @@ def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
     ("secret", "message"),
     [("", "JWT_SECRET_KEY is required"), ("changeme", "too weak"), ("short-secret", "too weak")],
 )
-def test_production_refuses_a_missing_or_weak_secret(tmp_path: Path, secret: str,
-                                                     message: str) -> None:
-    env = {**os.environ, "APP_ENV": "production", "JWT_SECRET_KEY": secret,
-           "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-           "WALLET_ADDR": f"127.0.0.1:{free_port()}",
-           "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}"}
-    result = subprocess.run([sys.executable, "-m", "wallet_service"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=30)
+def test_production_refuses_a_missing_or_weak_secret(
+    tmp_path: Path, secret: str, message: str
+) -> None:
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "JWT_SECRET_KEY": secret,
+        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "WALLET_ADDR": f"127.0.0.1:{free_port()}",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "wallet_service"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
