@@ -1,0 +1,206 @@
+"""Fixtures for the OWASP API Security Top 10 (2023) suite.
+
+Every test runs against the real wallet (SQLite and PostgreSQL, from tests/conftest.py)
+and, for REST, a real gateway in a thread pointed at it. `unchanged` snapshots the whole
+database (users, accounts, transactions, ledger entries) so a test can assert that a
+refused hostile request changed nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select, update
+from wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings, RateLimit
+from tests.conftest import RunningWallet
+from tests.helpers import bearer, login, register
+from wallet_service.schema import accounts, ledger_entries, transactions, users
+from wallet_service.store import SqlStore
+
+RELAXED = RateLimit(limit=100_000, window_seconds=60)
+Metadata = tuple[tuple[str, str], ...]
+
+
+def db_snapshot(store: SqlStore) -> dict[str, Any]:
+    """Every row of every table that holds state, in a stable order."""
+    snapshot: dict[str, Any] = {}
+    with store.engine.connect() as conn:
+        for table in (users, accounts, transactions, ledger_entries):
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            snapshot[table.name] = [tuple(row) for row in rows]
+    return snapshot
+
+
+class Unchanged:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        before = db_snapshot(self.store)
+        yield
+        after = db_snapshot(self.store)
+        for table, rows in before.items():
+            assert after[table] == rows, f"table {table} changed by a refused request"
+
+
+@pytest.fixture
+def unchanged(wallet: RunningWallet) -> Unchanged:
+    return Unchanged(wallet.store)
+
+
+@dataclass
+class Account:
+    username: str
+    user_id: str
+    metadata: Metadata
+    token: str
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+MakeUser = Callable[[], Account]
+
+
+@pytest.fixture
+def make_user(stub: wallet_pb2_grpc.WalletServiceStub, wallet: RunningWallet) -> MakeUser:
+    def make() -> Account:
+        name = register(stub)
+        token = login(stub, name)
+        found = wallet.store.get_user_by_username(name)
+        assert found is not None
+        return Account(name, found.id, bearer(token), token)
+
+    return make
+
+
+@pytest.fixture
+def admin(
+    stub: wallet_pb2_grpc.WalletServiceStub,
+    wallet: RunningWallet,
+    admin_credentials: tuple[str, str],
+) -> Account:
+    name, password = admin_credentials
+    token = login(stub, name, password)
+    found = wallet.store.get_user_by_username(name)
+    assert found is not None
+    return Account(name, found.id, bearer(token), token)
+
+
+def set_role(store: SqlStore, user_id: str, role: str) -> None:
+    """What an operator's admin command would do (there is no RPC for promotion)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == user_id).values(role=role))
+
+
+def deposit(
+    stub: wallet_pb2_grpc.WalletServiceStub, who: Account, amount: str, currency: str = "USD"
+) -> wallet_pb2.MovementResponse:
+    return stub.Deposit(
+        wallet_pb2.DepositRequest(amount=amount, currency=currency, idempotency_key=_key()),
+        metadata=who.metadata,
+    )
+
+
+def transfer(
+    stub: wallet_pb2_grpc.WalletServiceStub, who: Account, to: Account, amount: str
+) -> wallet_pb2.MovementResponse:
+    return stub.Transfer(
+        wallet_pb2.TransferRequest(
+            to_username=to.username, amount=amount, currency="USD", idempotency_key=_key()
+        ),
+        metadata=who.metadata,
+    )
+
+
+def _key() -> str:
+    return hashlib.sha256(str(time.perf_counter_ns()).encode()).hexdigest()[:32]
+
+
+# -- the gateway ------------------------------------------------------------------------------
+
+
+class GatewayThread:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings), log_config=None, access_log=False, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
+    base = GatewaySettings(
+        wallet_addr=wallet_addr,
+        login_per_ip=RELAXED,
+        login_per_username=RELAXED,
+        money_per_token=RELAXED,
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(wallet: RunningWallet) -> Iterator[str]:
+    gateway = GatewayThread(gateway_settings(wallet.addr))
+    gateway.start()
+    yield gateway.url
+    gateway.stop()
+
+
+@pytest.fixture
+def rest(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def start_gateway(wallet: RunningWallet) -> Iterator[Callable[..., str]]:
+    started: list[GatewayThread] = []
+
+    def start(**overrides: Any) -> str:
+        gateway = GatewayThread(gateway_settings(wallet.addr, **overrides))
+        gateway.start()
+        started.append(gateway)
+        return gateway.url
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+def error_code(response: httpx.Response) -> str:
+    body = response.json()
+    return str(body["error"]["code"])
