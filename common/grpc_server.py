@@ -27,17 +27,16 @@ UnaryBehavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
 def metadata_value(context: grpc.ServicerContext, key: str) -> str | None:
-    for item in context.invocation_metadata() or ():
-        if item.key == key:
-            value = item.value
+    for item_key, value in context.invocation_metadata() or ():
+        if item_key == key:
             return value.decode() if isinstance(value, bytes) else value
     return None
 
 
 def wrap_unary_handler(
-    handler: grpc.RpcMethodHandler | None,
+    handler: grpc.RpcMethodHandler[Any, Any] | None,
     wrap: Callable[[UnaryBehavior], UnaryBehavior],
-) -> grpc.RpcMethodHandler | None:
+) -> grpc.RpcMethodHandler[Any, Any] | None:
     """Return `handler` with its unary-unary behaviour wrapped; other kinds pass through."""
     if handler is None or handler.unary_unary is None:
         return handler
@@ -48,14 +47,14 @@ def wrap_unary_handler(
     )
 
 
-class AccessLogInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AccessLogInterceptor(grpc.ServerInterceptor[Any, Any]):
     """Binds the caller's `x-request-id` (or a new one) and logs one line per call."""
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
 
         def wrap(inner: UnaryBehavior) -> UnaryBehavior:
@@ -86,7 +85,7 @@ def build_server(
     *,
     address: str,
     max_workers: int,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
 ) -> tuple[grpc.Server, int]:
     """Create a server bound to `address` (port 0 picks a free one); returns the real port."""
     server = grpc.server(

@@ -40,15 +40,15 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.ServerInterceptor[Any, Any]):
     def __init__(self, authenticate: Callable[[str], User]) -> None:
         self._authenticate = authenticate
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
         handler = continuation(handler_call_details)
         if not method.startswith(SERVICE_PREFIX) or method in PUBLIC_METHODS:

@@ -54,15 +54,15 @@ def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
     abort(context, _STATUS_BY_KIND[error.kind], error.code, error.message, error.details)
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ErrorMappingInterceptor(grpc.ServerInterceptor[Any, Any]):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
     with a generic message, so no internals leak to clients."""
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         def wrap(inner: UnaryBehavior) -> UnaryBehavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
                 try:

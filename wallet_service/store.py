@@ -205,35 +205,26 @@ class SqlStore:
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
-        def work(conn: Connection) -> str:
-            existing = conn.execute(
-                select(users.c.id).where(users.c.username == username)
-            ).scalar_one_or_none()
-            if existing is None:
-                conn.execute(
-                    insert(users).values(
-                        id=user_id,
-                        username=username,
-                        password_hash=password_hash,
-                        role=Role.ADMIN.value,
-                        created_at=now,
-                    )
-                )
-                return user_id
-            conn.execute(
-                update(users)
-                .where(users.c.id == existing)
-                .values(
-                    role=Role.ADMIN.value,
-                    password_hash=password_hash,
-                    deleted_at=None,
-                )
-            )
-            return str(existing)
-
-        admin = self.get_user(self._write(work))
+        # One upsert statement, so replicas bootstrapping the same admin at once cannot race.
+        stmt = self._insert(users).values(
+            id=user_id,
+            username=username,
+            password_hash=password_hash,
+            role=Role.ADMIN.value,
+            created_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[users.c.username],
+            set_={"role": Role.ADMIN.value, "password_hash": password_hash, "deleted_at": None},
+        )
+        self._write(lambda conn: conn.execute(stmt))
+        admin = self.get_user_by_username(username)
         assert admin is not None
         return admin
+
+    def _insert(self, table: Any) -> Any:
+        """INSERT with ON CONFLICT support, in this database's dialect."""
+        return (postgresql.insert if self._is_postgres else sqlite.insert)(table)
 
     def get_user(self, user_id: str) -> User | None:
         with self._read() as conn:
@@ -488,15 +479,16 @@ class SqlStore:
         if existing is not None:
             return existing
         kind = "user" if owner_user_id else "external"
-        insert_stmt = (postgresql.insert if self._is_postgres else sqlite.insert)(accounts)
         conn.execute(
-            insert_stmt.values(
+            self._insert(accounts)
+            .values(
                 owner_user_id=owner_user_id,
                 currency=currency,
                 kind=kind,
                 balance_minor=0,
                 created_at=now,
-            ).on_conflict_do_nothing()
+            )
+            .on_conflict_do_nothing()
         )
         created = self._account_id(conn, owner_user_id, currency)
         assert created is not None
@@ -597,22 +589,22 @@ class SqlStore:
                     t.c.initiated_by == query.user_id,
                 )
             )
-        conditions = [
-            (query.after_id is not None, lambda: t.c.id < query.after_id),
-            (query.currency is not None, lambda: t.c.currency == query.currency),
-            (query.type is not None, lambda: t.c.type == query.type.value),  # type: ignore[union-attr]
-            (query.since is not None, lambda: t.c.created_at >= query.since),
-            (query.until is not None, lambda: t.c.created_at < query.until),
-            (not query.include_deleted, lambda: t.c.deleted_at.is_(None)),
-            (query.flagged_only, lambda: t.c.flagged.is_(True)),
-            (
-                query.review_status is not None,
-                lambda: t.c.review_status == query.review_status.value,
-            ),  # type: ignore[union-attr]
-        ]
-        for applies, condition in conditions:
-            if applies:
-                stmt = stmt.where(condition())
+        if query.after_id is not None:
+            stmt = stmt.where(t.c.id < query.after_id)
+        if query.currency is not None:
+            stmt = stmt.where(t.c.currency == query.currency)
+        if query.type is not None:
+            stmt = stmt.where(t.c.type == query.type.value)
+        if query.since is not None:
+            stmt = stmt.where(t.c.created_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(t.c.created_at < query.until)
+        if not query.include_deleted:
+            stmt = stmt.where(t.c.deleted_at.is_(None))
+        if query.flagged_only:
+            stmt = stmt.where(t.c.flagged.is_(True))
+        if query.review_status is not None:
+            stmt = stmt.where(t.c.review_status == query.review_status.value)
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(t.c.id.desc()).limit(query.limit)).all()
         return [_transaction(r) for r in rows]

@@ -150,11 +150,6 @@ def test_replicas_started_together_on_an_empty_database_all_come_up(
 BOOTSTRAP_ROUNDS = 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wallet bug: SqlStore.ensure_admin is select-then-insert, so replicas bootstrapping "
-    "the same ADMIN_USERNAME at once hit users_username_key (IntegrityError) and fail to start",
-)
 def test_admin_bootstrap_from_replicas_at_the_same_moment(pg_url: str) -> None:
     """What every replica runs at start (after migrating): ensure_admin(ADMIN_USERNAME)."""
     engines = [create_db_engine(pg_url, pool_size=1) for _ in range(REPLICAS + 1)]

@@ -253,7 +253,7 @@ def test_page_size_is_capped(stub: Stub) -> None:
 
 def test_delete_own_account(stub: Stub) -> None:
     name, auth = new_user(stub)
-    sender, sender_auth = new_user(stub)
+    _, sender_auth = new_user(stub)
     stub.Deposit(pb.DepositRequest(amount="3.00", currency="USD"), metadata=auth)
     stub.Withdraw(pb.WithdrawRequest(amount="3.00", currency="USD"), metadata=auth)
     deleted = stub.DeleteAccount(pb.DeleteAccountRequest(), metadata=auth)

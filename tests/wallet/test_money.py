@@ -79,7 +79,7 @@ def test_round_trip(currency: str) -> None:
         (".5", "USD", "invalid_amount"),
         ("5.", "USD", "invalid_amount"),
         ("007", "USD", "invalid_amount"),
-        ("１２", "USD", "invalid_amount"),  # full-width digits
+        ("\uff11\uff12", "USD", "invalid_amount"),  # full-width digits
         ("1000000000.01", "USD", "amount_too_large"),
         ("9" * 31, "USD", "amount_too_large"),
         ("9" * 40, "USD", "invalid_amount"),
