@@ -364,7 +364,6 @@ def test_readyz_with_the_real_wallet(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize("path", ["/login", "/register"])
 def test_text_with_nul_is_a_client_error(api: httpx.Client, path: str) -> None:
-    # Found by the schemathesis run: PostgreSQL text cannot hold NUL, so the wallet must
-    # refuse it as INVALID_ARGUMENT rather than fail with INTERNAL.
+    # Found by the schemathesis run (a 500 on PostgreSQL, which cannot store NUL in text).
     response = api.post(path, json={"username": "nul\u0000name", "password": PASSWORD})
     assert 400 <= response.status_code < 500, response.text
