@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,6 +24,12 @@ from common.request_context import REQUEST_ID_HEADER, accept_request_id, request
 log = logging.getLogger("grpc.access")
 
 UnaryBehavior = Callable[[Any, grpc.ServicerContext], Any]
+
+# grpc-stubs makes the interceptor generic; the runtime class is not subscriptable.
+if TYPE_CHECKING:
+    ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
+else:
+    ServerInterceptorBase = grpc.ServerInterceptor
 
 
 def metadata_value(context: grpc.ServicerContext, key: str) -> str | None:
@@ -47,7 +53,7 @@ def wrap_unary_handler(
     )
 
 
-class AccessLogInterceptor(grpc.ServerInterceptor[Any, Any]):
+class AccessLogInterceptor(ServerInterceptorBase):
     """Binds the caller's `x-request-id` (or a new one) and logs one line per call."""
 
     def intercept_service(

@@ -20,15 +20,15 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-def register(stub: wallet_pb2_grpc.WalletServiceStub, username: str | None = None,
-             password: str = PASSWORD) -> str:
+def register(
+    stub: wallet_pb2_grpc.WalletServiceStub, username: str | None = None, password: str = PASSWORD
+) -> str:
     name = username or unique_name()
     stub.Register(wallet_pb2.RegisterRequest(username=name, password=password))
     return name
 
 
-def login(stub: wallet_pb2_grpc.WalletServiceStub, username: str, password: str = PASSWORD
-          ) -> str:
+def login(stub: wallet_pb2_grpc.WalletServiceStub, username: str, password: str = PASSWORD) -> str:
     return stub.Login(wallet_pb2.LoginRequest(username=username, password=password)).access_token
 
 

@@ -14,7 +14,12 @@ from typing import Any
 
 import grpc
 
-from common.grpc_server import UnaryBehavior, metadata_value, wrap_unary_handler
+from common.grpc_server import (
+    ServerInterceptorBase,
+    UnaryBehavior,
+    metadata_value,
+    wrap_unary_handler,
+)
 from wallet_service.errors import Unauthenticated
 from wallet_service.models import User
 
@@ -40,7 +45,7 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-class AuthInterceptor(grpc.ServerInterceptor[Any, Any]):
+class AuthInterceptor(ServerInterceptorBase):
     def __init__(self, authenticate: Callable[[str], User]) -> None:
         self._authenticate = authenticate
 

@@ -15,7 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from common.grpc_server import UnaryBehavior, wrap_unary_handler
+from common.grpc_server import ServerInterceptorBase, UnaryBehavior, wrap_unary_handler
 from wallet_service.errors import ErrorKind, WalletError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
     abort(context, _STATUS_BY_KIND[error.kind], error.code, error.message, error.details)
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor[Any, Any]):
+class ErrorMappingInterceptor(ServerInterceptorBase):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
     with a generic message, so no internals leak to clients."""
 
