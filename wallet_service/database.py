@@ -33,7 +33,8 @@ def create_db_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,  # a restarted PostgreSQL leaves dead connections behind
+            # No pre-ping (a round trip per checkout): a connection found dead fails its call
+            # with UNAVAILABLE, and SQLAlchemy then invalidates the whole pool.
             pool_recycle=1800,
             echo=echo,
         )

@@ -129,6 +129,8 @@ class MovementPlan:
     amount_minor: int
     debit_user_id: str | None
     credit_user_id: str | None
+    debit_username: str | None
+    credit_username: str | None
     initiated_by: str
     idempotency_key: str | None
     request_fingerprint: str | None
@@ -139,6 +141,11 @@ class MovementPlan:
     # account that got its money back).
     report_balance_of: str | None = None
     note: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        """Blocked by fraud rules: recorded as rejected, moves nothing."""
+        return self.verdict is not None and self.verdict.decision is Decision.BLOCK
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
+from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
 from wallet_service.service import WalletService
@@ -53,6 +54,7 @@ class WalletServer:
         self.close()
 
     def close(self) -> None:
+        self.service.writer.close()
         self.service.scorer.close()
         engine = getattr(self.service.store, "engine", None)
         if engine is not None:
@@ -73,8 +75,15 @@ def build_service(settings: WalletSettings) -> WalletService:
         )
     else:
         scorer = ThresholdScorer(settings.fraud_threshold)
+    store = SqlStore(engine)
+    writer: MovementWriter = (
+        GroupCommitWriter(store, max_batch=settings.group_commit_max_batch)
+        if settings.group_commit
+        else DirectWriter(store)
+    )
     service = WalletService(
-        store=SqlStore(engine),
+        store=store,
+        writer=writer,
         currencies=settings.currencies,
         tokens=TokenIssuer(secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds),
         scorer=scorer,

@@ -31,6 +31,7 @@ from wallet_service.errors import (
     Unauthenticated,
     Unavailable,
 )
+from wallet_service.group_commit import MovementWriter
 from wallet_service.ids import uuid7
 from wallet_service.ledger import replay_outcome, request_fingerprint
 from wallet_service.models import (
@@ -85,6 +86,7 @@ class WalletService:
         self,
         *,
         store: WalletStore,
+        writer: MovementWriter,
         currencies: CurrencyBook,
         tokens: TokenIssuer,
         scorer: Scorer,
@@ -92,6 +94,7 @@ class WalletService:
         login_failures: WindowCounter,
     ) -> None:
         self.store = store
+        self.writer = writer
         self.currencies = currencies
         self.tokens = tokens
         self.scorer = scorer
@@ -223,6 +226,10 @@ class WalletService:
             amount_minor=amount,
             debit_user_id=debit,
             credit_user_id=credit,
+            debit_username=caller.username if debit else None,
+            credit_username=(recipient.username if recipient else caller.username)
+            if credit
+            else None,
             initiated_by=caller.id,
             idempotency_key=key or None,
             request_fingerprint=fingerprint,
@@ -230,9 +237,7 @@ class WalletService:
             created_at=now,
             report_balance_of=caller.id,
         )
-        if verdict.decision is Decision.BLOCK:
-            return _settled(self.store.record_rejected(plan))
-        return _settled(self.store.apply_movement(plan))
+        return _settled(self.writer.apply(plan))
 
     def _score(
         self,
@@ -376,6 +381,8 @@ class WalletService:
             amount_minor=original.amount_minor,
             debit_user_id=original.to_user_id,
             credit_user_id=original.from_user_id,
+            debit_username=original.to_username,
+            credit_username=original.from_username,
             initiated_by=caller.id,
             idempotency_key=key or None,
             request_fingerprint=fingerprint,
@@ -385,7 +392,7 @@ class WalletService:
             report_balance_of=original.from_user_id or original.to_user_id,
             note=_note(reason),
         )
-        return _settled(self.store.apply_movement(plan))
+        return _settled(self.writer.apply(plan))
 
     def delete_transaction(self, caller: User, tx_id: str) -> Transaction:
         _require_admin(caller)

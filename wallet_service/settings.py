@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.config import (
     ConfigError,
+    env_bool,
     env_choice,
     env_int,
     env_str,
@@ -32,6 +33,8 @@ class WalletSettings:
     db_pool_size: int
     sqlite_synchronous: str
     workers: int
+    group_commit: bool
+    group_commit_max_batch: int
     grace_seconds: int
     environment: str
     jwt_secret: str
@@ -62,6 +65,8 @@ class WalletSettings:
                 env, "WALLET_SQLITE_SYNCHRONOUS", "full", {"full", "normal", "extra"}
             ).upper(),
             workers=env_int(env, "WALLET_WORKERS", 32, minimum=1),
+            group_commit=env_bool(env, "WALLET_GROUP_COMMIT", True),
+            group_commit_max_batch=env_int(env, "WALLET_GROUP_COMMIT_MAX_BATCH", 64, minimum=1),
             grace_seconds=env_int(env, "WALLET_GRACE_SECONDS", 10),
             environment=environment,
             jwt_secret=secret,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -20,10 +21,10 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     case,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -31,9 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from wallet_service.database import READ_ONLY_OPTION
-from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
+from wallet_service.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    Unavailable,
+    WalletError,
+)
 from wallet_service.ledger import replay_outcome
 from wallet_service.models import (
     Decision,
@@ -59,10 +67,6 @@ MAX_WRITE_ATTEMPTS = 8
 RECENT_AMOUNTS_LIMIT = 200
 # PostgreSQL serialization failure and deadlock: safe to retry the whole transaction.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
-
-
-class IdempotencyConflict(Exception):
-    """Raised inside a write when another transaction committed the same key first."""
 
 
 class WalletStore(Protocol):
@@ -104,16 +108,15 @@ class WalletStore(Protocol):
         """Counts and sums of the user's completed movements in `currency` over the last
         hour and day, read without locks."""
 
-    def apply_movement(self, plan: MovementPlan) -> MovementOutcome:
-        """Write the movement atomically: debit (never below zero for a user account),
-        credit, transaction row and two ledger entries. Replays the stored outcome when
-        the caller's idempotency key was already used with the same fingerprint;
-        AlreadyExists(idempotency_key_reused) when used with another one;
-        FailedPrecondition(insufficient_funds) when the debit would overdraw;
-        NotFound(recipient_not_found) when the credited user is deleted."""
-
-    def record_rejected(self, plan: MovementPlan) -> MovementOutcome:
-        """Record a blocked movement (no entries, no balance change), idempotently."""
+    def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
+        """Apply the movements in one database transaction, each on its own terms: debit
+        (never below zero for a user account), credit, transaction row and two ledger
+        entries; a blocked plan (`plan.rejected`) records a rejected row and moves nothing.
+        Per plan, the result is its outcome (a replay of the stored one when the caller's
+        idempotency key was used before with the same request) or the WalletError that
+        refused it: AlreadyExists(idempotency_key_reused), FailedPrecondition
+        (insufficient_funds | already_reversed), NotFound(recipient_not_found). Locks the
+        users credited (share) and the accounts touched (update, in id order) until commit."""
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         """The transaction by id, deleted or not; None if there is none."""
@@ -149,10 +152,18 @@ class SqlStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(**{READ_ONLY_OPTION: True})
-            with conn.begin():
-                yield conn
+        """A read; on PostgreSQL in autocommit (no BEGIN/COMMIT round trips: each read
+        method is one statement or does not need a snapshot across its statements)."""
+        try:
+            with self._engine.connect() as conn:
+                if self._is_postgres:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                else:
+                    conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise _storage_unavailable() from exc
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one write transaction, retrying transient conflicts a bounded
@@ -162,7 +173,11 @@ class SqlStore:
                 with self._engine.begin() as conn:
                     return work(conn)
             except OperationalError as exc:
-                if attempt == MAX_WRITE_ATTEMPTS or not self._is_transient(exc):
+                if not self._is_transient(exc):
+                    # Connection lost or database down: the client may retry, safely so with
+                    # its idempotency key (even when the commit's fate is unknown).
+                    raise _storage_unavailable() from exc
+                if attempt == MAX_WRITE_ATTEMPTS:
                     raise
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # jittered backoff
         raise AssertionError("unreachable")
@@ -372,202 +387,116 @@ class SqlStore:
             balance_minor=int(balance),
         )
 
-    def apply_movement(self, plan: MovementPlan) -> MovementOutcome:
-        return self._write_idempotently(plan, lambda conn: self._apply(conn, plan))
+    # -- movements: applied in batches, each movement atomic on its own ------------------
 
-    def record_rejected(self, plan: MovementPlan) -> MovementOutcome:
-        def work(conn: Connection) -> MovementOutcome:
-            from_id = self._account_id(conn, plan.debit_user_id, plan.currency)
-            to_id = self._account_id(conn, plan.credit_user_id, plan.currency)
-            balance = self._balance_in(conn, plan.report_balance_of, plan.currency)
-            self._insert_transaction(conn, plan, TxStatus.REJECTED, from_id, to_id, balance)
-            return self._outcome(conn, plan.tx_id, balance)
-
-        return self._write_idempotently(plan, work)
-
-    def _write_idempotently(
-        self, plan: MovementPlan, work: Callable[[Connection], MovementOutcome]
-    ) -> MovementOutcome:
-        for _ in range(MAX_WRITE_ATTEMPTS):
+    def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
+        """Apply `plans` in ONE database transaction (group commit: one lock round, one
+        commit, one fsync for all). Each movement still stands alone: one that is refused
+        (insufficient funds, deleted recipient, reused key, already reversed) writes nothing
+        and does not disturb the others. Results come back in the order of `plans`."""
+        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
             try:
-                return self._write(work)
-            except IdempotencyConflict:
-                # Another call with our key committed first: answer as that call did.
-                assert plan.idempotency_key is not None
-                existing = self.find_by_idempotency_key(
-                    initiated_by=plan.initiated_by, key=plan.idempotency_key
-                )
-                if existing is not None:
-                    return replay_outcome(existing, plan.request_fingerprint)
-        raise AssertionError("idempotency key neither found nor insertable")
+                return self._write(lambda conn: _Batch(self, conn, plans).run())
+            except IntegrityError:
+                # Another writer (another replica) committed one of our idempotency keys or
+                # reversals between our check and our insert; the rerun will see it.
+                if attempt == MAX_WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
-    def _apply(self, conn: Connection, plan: MovementPlan) -> MovementOutcome:
-        if plan.credit_user_id is not None:
-            self._lock_live_recipient(conn, plan.credit_user_id)
-        if plan.debit_user_id is None:  # money entering: the external account may be new
-            debit_id: int | None = self._ensure_account(conn, None, plan.currency, plan.created_at)
-        else:
-            debit_id = self._account_id(conn, plan.debit_user_id, plan.currency)
-        if debit_id is None:
-            raise _insufficient(plan.currency, missing=True)
-        credit_id = self._ensure_account(conn, plan.credit_user_id, plan.currency, plan.created_at)
-        # Update in account-id order so that two opposite transfers cannot deadlock.
-        new_balances: dict[int, int] = {}
-        for account_id in sorted((debit_id, credit_id)):
-            delta = -plan.amount_minor if account_id == debit_id else plan.amount_minor
-            new_balances[account_id] = self._change_balance(conn, account_id, delta, plan.currency)
-        balance_account = debit_id if plan.report_balance_of == plan.debit_user_id else credit_id
-        self._insert_transaction(
-            conn, plan, TxStatus.COMPLETED, debit_id, credit_id, new_balances[balance_account]
-        )
-        conn.execute(
-            insert(ledger_entries),
-            [
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": debit_id,
-                    "amount_minor": -plan.amount_minor,
-                },
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": credit_id,
-                    "amount_minor": plan.amount_minor,
-                },
-            ],
-        )
-        return self._outcome(conn, plan.tx_id, new_balances[balance_account])
-
-    def _lock_live_recipient(self, conn: Connection, user_id: str) -> None:
-        # FOR SHARE on PostgreSQL: a concurrent soft deletion waits for us (SQLite is
-        # already serialised by BEGIN IMMEDIATE).
-        live = conn.execute(
+    def _lock_live_users(self, conn: Connection, user_ids: set[str]) -> set[str]:
+        """Share-lock the live users among `user_ids` (PostgreSQL: a concurrent soft
+        deletion waits for us; SQLite is serialised by BEGIN IMMEDIATE anyway)."""
+        if not user_ids:
+            return set()
+        rows = conn.execute(
             select(users.c.id)
-            .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+            .where(users.c.id.in_(sorted(user_ids)), users.c.deleted_at.is_(None))
+            .order_by(users.c.id)
             .with_for_update(read=True)
-        ).scalar_one_or_none()
-        if live is None:
-            raise NotFound("recipient_not_found", "Recipient not found")
+        ).scalars()
+        return set(rows)
 
-    def _change_balance(self, conn: Connection, account_id: int, delta: int, currency: str) -> int:
-        """Apply `delta`; a user account never goes below zero (the WHERE is the guard)."""
-        stmt = update(accounts).where(accounts.c.id == account_id)
-        if delta < 0:
-            stmt = stmt.where(
-                or_(accounts.c.kind == "external", accounts.c.balance_minor >= -delta)
-            )
-        new_balance = conn.execute(
-            stmt.values(balance_minor=accounts.c.balance_minor + delta).returning(
-                accounts.c.balance_minor
-            )
-        ).scalar_one_or_none()
-        if new_balance is None:
-            raise _insufficient(currency, missing=False)
-        return int(new_balance)
-
-    def _account_id(self, conn: Connection, owner_user_id: str | None, currency: str) -> int | None:
-        if owner_user_id is None:
-            where = and_(accounts.c.kind == "external", accounts.c.currency == currency)
-        else:
-            where = and_(accounts.c.owner_user_id == owner_user_id, accounts.c.currency == currency)
-        value = conn.execute(select(accounts.c.id).where(where)).scalar_one_or_none()
-        return None if value is None else int(value)
-
-    def _ensure_account(
-        self, conn: Connection, owner_user_id: str | None, currency: str, now: datetime
-    ) -> int:
-        existing = self._account_id(conn, owner_user_id, currency)
-        if existing is not None:
-            return existing
-        kind = "user" if owner_user_id else "external"
-        conn.execute(
-            self._insert(accounts)
-            .values(
-                owner_user_id=owner_user_id,
-                currency=currency,
-                kind=kind,
-                balance_minor=0,
-                created_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-        created = self._account_id(conn, owner_user_id, currency)
-        assert created is not None
-        return created
-
-    def _balance_in(self, conn: Connection, user_id: str | None, currency: str) -> int:
-        if user_id is None:
-            return 0
-        value = conn.execute(
-            select(accounts.c.balance_minor).where(
-                accounts.c.owner_user_id == user_id, accounts.c.currency == currency
-            )
-        ).scalar_one_or_none()
-        return int(value or 0)
-
-    def _insert_transaction(
-        self,
-        conn: Connection,
-        plan: MovementPlan,
-        status: TxStatus,
-        from_id: int | None,
-        to_id: int | None,
-        balance_after: int,
-    ) -> None:
-        verdict = plan.verdict
-        flagged = verdict is not None and verdict.flagged
-        values: dict[str, Any] = {
-            "id": plan.tx_id,
-            "type": plan.type.value,
-            "status": status.value,
-            "currency": plan.currency,
-            "amount_minor": plan.amount_minor,
-            "from_account_id": from_id,
-            "to_account_id": to_id,
-            "initiated_by": plan.initiated_by,
-            "idempotency_key": plan.idempotency_key,
-            "request_fingerprint": plan.request_fingerprint,
-            "created_at": plan.created_at,
-            "flagged": flagged,
-            "review_status": ReviewStatus.PENDING.value if flagged else None,
-            "reverses_transaction_id": plan.reverses_transaction_id,
-            "initiator_balance_after_minor": balance_after,
-            "note": plan.note,
-        }
-        if verdict is not None:
-            values |= {
-                "fraud_score": verdict.score,
-                "fraud_decision": verdict.decision.value,
-                "fraud_reasons": json.dumps(
-                    [{"rule_id": r.rule_id, "description": r.description} for r in verdict.reasons]
-                ),
-                "fraud_rules_version": verdict.rules_version,
-            }
-        try:
-            with conn.begin_nested():  # a savepoint, so the failure is ours to interpret
-                conn.execute(insert(transactions).values(**values))
-        except IntegrityError as exc:
-            if plan.idempotency_key and self._key_taken(conn, plan):
-                raise IdempotencyConflict from exc
-            if plan.reverses_transaction_id:
-                raise AlreadyExists("already_reversed", "Transaction was already reversed") from exc
-            raise
-
-    def _key_taken(self, conn: Connection, plan: MovementPlan) -> bool:
-        return (
+    def _lock_accounts(
+        self, conn: Connection, wanted: set[AccountKey], create: set[AccountKey], now: datetime
+    ) -> dict[AccountKey, _Account]:
+        """Lock the accounts named by `wanted` in id order (so concurrent batches cannot
+        deadlock), creating the ones in `create` that do not exist yet."""
+        found = self._select_accounts(conn, wanted)
+        missing = [key for key in create if key not in found]
+        if missing:
             conn.execute(
-                select(literal(1)).where(
-                    transactions.c.initiated_by == plan.initiated_by,
-                    transactions.c.idempotency_key == plan.idempotency_key,
-                )
-            ).first()
-            is not None
-        )
+                self._insert(accounts).on_conflict_do_nothing(),
+                [
+                    {
+                        "owner_user_id": owner,
+                        "currency": currency,
+                        "kind": "user" if owner else "external",
+                        "balance_minor": 0,
+                        "created_at": now,
+                    }
+                    for owner, currency in missing
+                ],
+            )
+            found |= self._select_accounts(conn, set(missing))
+        return found
 
-    def _outcome(self, conn: Connection, tx_id: str, balance: int) -> MovementOutcome:
-        row = conn.execute(_transaction_select().where(transactions.c.id == tx_id)).one()
-        return MovementOutcome(
-            transaction=_transaction(row), balance_after_minor=balance, replayed=False
-        )
+    def _select_accounts(
+        self, conn: Connection, keys: set[AccountKey]
+    ) -> dict[AccountKey, _Account]:
+        owners = {owner for owner, _ in keys if owner}
+        currencies = {currency for _, currency in keys}
+        matches_owner: ColumnElement[bool] = accounts.c.owner_user_id.in_(sorted(owners))
+        if any(owner is None for owner, _ in keys):
+            matches_owner = or_(matches_owner, accounts.c.kind == "external")
+        rows = conn.execute(
+            select(
+                accounts.c.id,
+                accounts.c.owner_user_id,
+                accounts.c.currency,
+                accounts.c.kind,
+                accounts.c.balance_minor,
+            )
+            .where(accounts.c.currency.in_(sorted(currencies)), matches_owner)
+            .order_by(accounts.c.id)
+            .with_for_update()
+        ).all()
+        return {
+            (row.owner_user_id, row.currency): _Account(
+                id=int(row.id), is_user=row.kind == "user", balance=int(row.balance_minor)
+            )
+            for row in rows
+        }
+
+    def _prior_transactions(
+        self, conn: Connection, plans: Sequence[MovementPlan]
+    ) -> tuple[dict[tuple[str, str], Transaction], set[str]]:
+        """Committed transactions under the batch's idempotency keys, and which of the
+        originals the batch wants to reverse are reversed already."""
+        keyed = [
+            and_(
+                transactions.c.initiated_by == p.initiated_by,
+                transactions.c.idempotency_key == p.idempotency_key,
+            )
+            for p in plans
+            if p.idempotency_key
+        ]
+        prior: dict[tuple[str, str], Transaction] = {}
+        if keyed:
+            for row in conn.execute(_transaction_select().where(or_(*keyed))):
+                tx = _transaction(row)
+                prior[(tx.initiated_by, tx.idempotency_key or "")] = tx
+        originals = sorted({p.reverses_transaction_id for p in plans if p.reverses_transaction_id})
+        reversed_already: set[str] = set()
+        if originals:
+            reversed_already = set(
+                conn.execute(
+                    select(transactions.c.reverses_transaction_id).where(
+                        transactions.c.reverses_transaction_id.in_(originals)
+                    )
+                ).scalars()
+            )
+        return prior, reversed_already
 
     # -- listings, reviews, deletion ----------------------------------------------------
 
@@ -782,6 +711,189 @@ def _transaction(row: Row[Any]) -> Transaction:
     )
 
 
+def _storage_unavailable() -> Unavailable:
+    return Unavailable(
+        "storage_unavailable", "The database is unavailable; retry (with the same idempotency key)"
+    )
+
+
 def _insufficient(currency: str, *, missing: bool) -> FailedPrecondition:
     detail = f"no {currency} balance" if missing else f"not enough {currency}"
     return FailedPrecondition("insufficient_funds", f"Insufficient funds: {detail}")
+
+
+AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
+MovementResult = MovementOutcome | WalletError
+
+
+@dataclass
+class _Account:
+    id: int
+    is_user: bool
+    balance: int
+
+
+class _Batch:
+    """One group-commit transaction: reads and locks what the plans need, decides each
+    plan in memory against the locked balances, then writes everything in bulk."""
+
+    def __init__(self, store: SqlStore, conn: Connection, plans: Sequence[MovementPlan]) -> None:
+        self.store, self.conn, self.plans = store, conn, plans
+        self.tx_rows: list[dict[str, Any]] = []
+        self.entry_rows: list[dict[str, Any]] = []
+        self.dirty: dict[int, _Account] = {}
+        self.done_by_key: dict[tuple[str, str], MovementOutcome] = {}
+
+    def run(self) -> list[MovementResult]:
+        now = max(p.created_at for p in self.plans)
+        moving = [p for p in self.plans if not p.rejected]
+        self.live = self.store._lock_live_users(
+            self.conn, {p.credit_user_id for p in moving if p.credit_user_id}
+        )
+        self.prior, self.reversed_already = self.store._prior_transactions(self.conn, self.plans)
+        wanted = {(p.debit_user_id, p.currency) for p in self.plans} | {
+            (p.credit_user_id, p.currency) for p in self.plans
+        }
+        create = {(p.credit_user_id, p.currency) for p in moving} | {
+            (None, p.currency) for p in moving if p.debit_user_id is None
+        }
+        self.accounts = self.store._lock_accounts(self.conn, wanted, create, now)
+        results = [self._decide(plan) for plan in self.plans]
+        self._write()
+        return results
+
+    def _decide(self, plan: MovementPlan) -> MovementResult:
+        try:
+            return self._apply(plan)
+        except WalletError as refused:
+            return refused
+
+    def _apply(self, plan: MovementPlan) -> MovementOutcome:
+        key = (plan.initiated_by, plan.idempotency_key) if plan.idempotency_key else None
+        if key and key in self.prior:
+            return replay_outcome(self.prior[key], plan.request_fingerprint)
+        if key and key in self.done_by_key:
+            return replay_outcome(self.done_by_key[key].transaction, plan.request_fingerprint)
+        if plan.reverses_transaction_id in self.reversed_already:
+            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
+        debit = self.accounts.get((plan.debit_user_id, plan.currency))
+        credit = self.accounts.get((plan.credit_user_id, plan.currency))
+        if plan.rejected:
+            outcome = self._record(plan, TxStatus.REJECTED, debit, credit)
+        else:
+            if plan.credit_user_id and plan.credit_user_id not in self.live:
+                raise NotFound("recipient_not_found", "Recipient not found")
+            if debit is None or (debit.is_user and debit.balance < plan.amount_minor):
+                raise _insufficient(plan.currency, missing=debit is None)
+            assert credit is not None  # created by _lock_accounts
+            debit.balance -= plan.amount_minor
+            credit.balance += plan.amount_minor
+            self.dirty[debit.id], self.dirty[credit.id] = debit, credit
+            self.entry_rows += [
+                {
+                    "transaction_id": plan.tx_id,
+                    "account_id": debit.id,
+                    "amount_minor": -plan.amount_minor,
+                },
+                {
+                    "transaction_id": plan.tx_id,
+                    "account_id": credit.id,
+                    "amount_minor": plan.amount_minor,
+                },
+            ]
+            outcome = self._record(plan, TxStatus.COMPLETED, debit, credit)
+        if plan.reverses_transaction_id:
+            self.reversed_already.add(plan.reverses_transaction_id)
+        if key:
+            self.done_by_key[key] = outcome
+        return outcome
+
+    def _record(
+        self, plan: MovementPlan, status: TxStatus, debit: _Account | None, credit: _Account | None
+    ) -> MovementOutcome:
+        reported = self.accounts.get((plan.report_balance_of, plan.currency))
+        balance = reported.balance if reported and plan.report_balance_of else 0
+        tx = _planned_transaction(
+            plan, status, balance, from_known=debit is not None, to_known=credit is not None
+        )
+        self.tx_rows.append(
+            _transaction_row(tx, debit.id if debit else None, credit.id if credit else None)
+        )
+        return MovementOutcome(transaction=tx, balance_after_minor=balance, replayed=False)
+
+    def _write(self) -> None:
+        """Final balances (absolute values of rows we hold locked), then the transaction rows
+        (a unique-key race raises IntegrityError and the whole batch reruns), then entries."""
+        if self.dirty:
+            self.conn.execute(
+                update(accounts)
+                .where(accounts.c.id == bindparam("account_id"))
+                .values(balance_minor=bindparam("new_balance")),
+                [{"account_id": a.id, "new_balance": a.balance} for a in self.dirty.values()],
+            )
+        if self.tx_rows:
+            self.conn.execute(insert(transactions), self.tx_rows)
+        if self.entry_rows:
+            self.conn.execute(insert(ledger_entries), self.entry_rows)
+
+
+def _planned_transaction(
+    plan: MovementPlan, status: TxStatus, balance: int, *, from_known: bool, to_known: bool
+) -> Transaction:
+    flagged = plan.verdict is not None and plan.verdict.flagged
+    return Transaction(
+        id=plan.tx_id,
+        type=plan.type,
+        status=status,
+        currency=plan.currency,
+        amount_minor=plan.amount_minor,
+        from_user_id=plan.debit_user_id if from_known else None,
+        from_username=plan.debit_username if from_known else None,
+        to_user_id=plan.credit_user_id if to_known else None,
+        to_username=plan.credit_username if to_known else None,
+        initiated_by=plan.initiated_by,
+        idempotency_key=plan.idempotency_key,
+        request_fingerprint=plan.request_fingerprint,
+        created_at=plan.created_at,
+        deleted_at=None,
+        verdict=plan.verdict,
+        flagged=flagged,
+        review_status=ReviewStatus.PENDING if flagged else None,
+        reviewed_by=None,
+        reviewed_at=None,
+        review_note=None,
+        reverses_transaction_id=plan.reverses_transaction_id,
+        reversed_by_transaction_id=None,
+        initiator_balance_after_minor=balance,
+        note=plan.note,
+    )
+
+
+def _transaction_row(tx: Transaction, from_id: int | None, to_id: int | None) -> dict[str, Any]:
+    verdict = tx.verdict
+    return {
+        "id": tx.id,
+        "type": tx.type.value,
+        "status": tx.status.value,
+        "currency": tx.currency,
+        "amount_minor": tx.amount_minor,
+        "from_account_id": from_id,
+        "to_account_id": to_id,
+        "initiated_by": tx.initiated_by,
+        "idempotency_key": tx.idempotency_key,
+        "request_fingerprint": tx.request_fingerprint,
+        "created_at": tx.created_at,
+        "flagged": tx.flagged,
+        "review_status": tx.review_status.value if tx.review_status else None,
+        "reverses_transaction_id": tx.reverses_transaction_id,
+        "initiator_balance_after_minor": tx.initiator_balance_after_minor,
+        "note": tx.note,
+        "fraud_score": verdict.score if verdict else None,
+        "fraud_decision": verdict.decision.value if verdict else None,
+        "fraud_reasons": json.dumps(
+            [{"rule_id": r.rule_id, "description": r.description} for r in verdict.reasons]
+        )
+        if verdict
+        else None,
+        "fraud_rules_version": verdict.rules_version if verdict else None,
+    }

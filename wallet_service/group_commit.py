@@ -1,0 +1,101 @@
+"""Group commit: concurrent money movements share one database transaction.
+
+Request threads hand their fully decided `MovementPlan` to one writer thread, which
+applies whatever has queued up meanwhile as one batch (`WalletStore.apply_movements`):
+one lock round, one commit and one fsync for many movements. Each movement is still
+atomic and idempotent on its own, and a refused one does not fail its neighbours. At low
+load a batch is a single movement, so latency is that of a plain transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Protocol
+
+from wallet_service.errors import WalletError
+from wallet_service.models import MovementOutcome, MovementPlan
+from wallet_service.store import MovementResult, WalletStore
+
+log = logging.getLogger(__name__)
+
+
+class MovementWriter(Protocol):
+    def apply(self, plan: MovementPlan) -> MovementOutcome:
+        """The committed outcome, or raises the WalletError that refused the movement."""
+
+    def close(self) -> None: ...
+
+
+def _settle(result: MovementResult) -> MovementOutcome:
+    if isinstance(result, WalletError):
+        raise result
+    return result
+
+
+class DirectWriter:
+    """One transaction per movement, in the caller's thread."""
+
+    def __init__(self, store: WalletStore) -> None:
+        self._store = store
+
+    def apply(self, plan: MovementPlan) -> MovementOutcome:
+        return _settle(self._store.apply_movements([plan])[0])
+
+    def close(self) -> None:
+        return None
+
+
+_Pending = tuple[MovementPlan, "Future[MovementResult]"]
+
+
+class GroupCommitWriter:
+    def __init__(self, store: WalletStore, *, max_batch: int = 64) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def apply(self, plan: MovementPlan) -> MovementOutcome:
+        done: Future[MovementResult] = Future()
+        self._queue.put((plan, done))
+        return _settle(done.result())
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = self._store.apply_movements([plan for plan, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            # Something failed the whole batch: retry each alone, so only its cause fails.
+            log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
+            for pending in batch:
+                self._commit([pending])
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
