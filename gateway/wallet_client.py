@@ -17,6 +17,7 @@ WALLET_SERVICE = "wallet.v1.WalletService"
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 
+_CHANNEL_OPTIONS = (("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}'),)
 # gRPC ASCII metadata values must be printable ASCII; anything else would fail the call locally.
 _METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
 
@@ -46,7 +47,9 @@ class WalletClient:
     """Owns the channel (one per process); create it inside the running event loop."""
 
     def __init__(self, address: str, *, timeout_seconds: float, ready_timeout_seconds: float):
-        self._channel = grpc.aio.insecure_channel(address)
+        # round_robin spreads calls over every address the target resolves to, so
+        # `dns:///wallet:50051` balances across wallet replicas (one address: no change).
+        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self.stub = wallet_pb2_grpc.WalletServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout_seconds
