@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
@@ -319,3 +320,38 @@ def test_slow_fraud_is_treated_as_down_within_the_deadline(
     # 200 ms deadline, plus a generous margin for a loaded 2-core CI machine; the slow
     # scorer would take 2 s.
     assert time.monotonic() - started < 1.2
+
+
+def wallet_health(addr: str, service: str) -> int:
+    with grpc.insecure_channel(addr) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=2
+        )
+    return int(reply.status)
+
+
+def wait_for_health(addr: str, service: str, expected: int) -> None:
+    deadline = time.monotonic() + 10
+    while wallet_health(addr, service) != expected:
+        assert time.monotonic() < deadline, f"{service} never became {expected}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_wallet_health_reflects_whether_it_can_reach_fraud(make_wallet: object, mode: str) -> None:
+    fraud_server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+    fraud_server.start()
+    running, _ = make_wallet(f"127.0.0.1:{port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    wait_for_health(running.addr, "fraud.v1.FraudService", serving)
+    assert wallet_health(running.addr, "wallet.v1.WalletService") == serving
+    fraud_server.stop(0).wait()
+    wait_for_health(running.addr, "fraud.v1.FraudService", not_serving)
+    # Closed mode cannot move money without fraud, so the wallet itself is not ready then;
+    # open mode still serves (and flags movements as unscored).
+    expected = not_serving if mode == "closed" else serving
+    assert wallet_health(running.addr, "wallet.v1.WalletService") == expected
+    assert wallet_health(running.addr, "") == serving  # the process itself is alive
