@@ -331,6 +331,17 @@ class SqlStore:
             transactions.c.created_at >= day_ago,
         )
         in_hour = transactions.c.created_at >= hour_ago
+        # The user's age and the source balance ride along as scalar subqueries, so the
+        # features cost two statements.
+        created_at = select(users.c.created_at).where(users.c.id == user_id).scalar_subquery()
+        balance = (
+            select(accounts.c.balance_minor)
+            .where(accounts.c.owner_user_id == debit_user_id, accounts.c.currency == currency)
+            .scalar_subquery()
+        )
+        counterparty = case(
+            (transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)
+        )
         with self._read() as conn:
             totals = conn.execute(
                 select(
@@ -340,16 +351,9 @@ class SqlStore:
                     func.coalesce(
                         func.sum(case((in_hour, transactions.c.amount_minor), else_=0)), 0
                     ),
-                    func.count(
-                        func.distinct(
-                            case(
-                                (
-                                    transactions.c.type == TxType.TRANSFER.value,
-                                    transactions.c.to_account_id,
-                                )
-                            )
-                        )
-                    ),
+                    func.count(func.distinct(counterparty)),
+                    created_at,
+                    balance,
                 ).where(mine)
             ).one()
             recent = (
@@ -362,20 +366,7 @@ class SqlStore:
                 .scalars()
                 .all()
             )
-            created = conn.execute(
-                select(users.c.created_at).where(users.c.id == user_id)
-            ).scalar_one()
-            balance = 0
-            if debit_user_id is not None:
-                balance = (
-                    conn.execute(
-                        select(accounts.c.balance_minor).where(
-                            accounts.c.owner_user_id == debit_user_id,
-                            accounts.c.currency == currency,
-                        )
-                    ).scalar_one_or_none()
-                    or 0
-                )
+        created, balance_minor = totals[5], totals[6] if debit_user_id else 0
         return MovementFeatures(
             account_age_seconds=max(0, int((now - as_utc(created)).total_seconds())),
             count_last_day=int(totals[0]),
@@ -384,7 +375,7 @@ class SqlStore:
             sum_last_hour_minor=int(totals[3]),
             distinct_counterparties_last_day=int(totals[4]),
             recent_day_amounts_minor=tuple(int(a) for a in recent),
-            balance_minor=int(balance),
+            balance_minor=int(balance_minor or 0),
         )
 
     # -- movements: applied in batches, each movement atomic on its own ------------------

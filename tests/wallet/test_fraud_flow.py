@@ -66,6 +66,20 @@ def test_structuring_is_flagged(stub: Stub) -> None:
     assert replies[-1].transaction.flagged
 
 
+def test_features_from_the_ledger_reach_the_rules(stub: Stub) -> None:
+    """Balance share and velocity need the wallet's features: balance and hourly count."""
+    _, auth = new_user(stub)
+    stub.Deposit(pb.DepositRequest(amount="2000.00", currency="GBP"), metadata=auth)
+    big_share = stub.Withdraw(pb.WithdrawRequest(amount="1900.00", currency="GBP"), metadata=auth)
+    assert "balance_share" in {r.rule_id for r in big_share.transaction.fraud_reasons}
+    replies = [
+        stub.Deposit(pb.DepositRequest(amount="1.00", currency="GBP"), metadata=auth)
+        for _ in range(8)
+    ]
+    assert "velocity" not in {r.rule_id for r in replies[-2].transaction.fraud_reasons}
+    assert "velocity" in {r.rule_id for r in replies[-1].transaction.fraud_reasons}
+
+
 def test_admin_review_flow(stub: Stub, wallet: RunningWallet) -> None:
     admin = admin_auth(stub)
     user, auth = new_user(stub)
