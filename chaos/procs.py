@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,17 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICE_PACKAGES = ("wallet_service", "fraud_service", "common", "gen")
+
+
+def snapshot_code(dest: Path) -> Path:
+    """Copy the service code as it is now, so every (re)start during a run executes the same
+    code even while someone edits the tree (a restarted replica must not load a half-edit)."""
+    for package in SERVICE_PACKAGES:
+        shutil.copytree(
+            ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    return dest
 
 
 def free_port() -> int:
@@ -42,10 +54,15 @@ def wait_serving(addr: str, timeout: float = 30.0, service: str = "") -> bool:
 class ServiceProcess:
     """One `python -m <module>` child on a fixed address; restartable on the same port."""
 
-    def __init__(self, name: str, module: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, module: str, env: Mapping[str, str], log_dir: Path, code: Path = ROOT
+    ) -> None:
         self.name = name
         self.module = module
-        self.env = {**os.environ, **env}
+        self.code = code
+        # The snapshot comes first on the path, ahead of the venv's .pth entries for the repo.
+        python_path = os.pathsep.join([str(code), str(code / "gen")])
+        self.env = {**os.environ, **env, "PYTHONPATH": python_path}
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped
@@ -55,7 +72,7 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
-            cwd=ROOT,
+            cwd=self.code,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -23,7 +23,7 @@ import psycopg
 
 from chaos.checker import admin_queue, check
 from chaos.faults import FaultInjector, ensure_postgres_running
-from chaos.procs import ServiceProcess, free_port, wait_serving
+from chaos.procs import ServiceProcess, free_port, snapshot_code, wait_serving
 from chaos.proxy import FaultProxy
 from chaos.workload import Replicas, Workload
 
@@ -69,6 +69,7 @@ def run_once(
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     work.mkdir(exist_ok=True)
+    code = snapshot_code(out / "code")
     pg_name = ""
     if store == "sqlite":
         url = f"sqlite:///{work / f'chaos-{seed}-{uuid.uuid4().hex[:6]}.db'}"
@@ -85,6 +86,7 @@ def run_once(
         "fraud_service",
         {"FRAUD_ADDR": fraud_addr, "LOG_LEVEL": "warning", "FRAUD_GRACE_SECONDS": "1"},
         work,
+        code,
     )
     proxy = FaultProxy(proxy_port, ("127.0.0.1", fraud_port))
     wallet_addrs = [f"127.0.0.1:{free_port()}" for _ in range(2)]
@@ -107,6 +109,7 @@ def run_once(
                 "LOGIN_MAX_FAILURES": "1000",
             },
             work,
+            code,
         )
         for i, addr in enumerate(wallet_addrs)
     ]

@@ -15,37 +15,39 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from common.ratelimit import WindowCounter
-from wallet_service.auth import TokenIssuer
-from wallet_service.database import create_db_engine, migrate
 from wallet_service.errors import AlreadyExists, FailedPrecondition, WalletError
 from wallet_service.ledger import verify_ledger
 from wallet_service.models import Role, User, utc_now
 from wallet_service.money import CurrencyBook
-from wallet_service.scoring import ThresholdScorer
+from wallet_service.server import build_service
 from wallet_service.service import WalletService
+from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlStore
 
 CURRENCIES = ("USD", "JPY", "KWD")
-BOOK = CurrencyBook.of(CURRENCIES, Decimal("1000000"))
+BOOK = CurrencyBook.of(CURRENCIES, Decimal("1000000"))  # the same as the settings below
 _SERVICE: WalletService | None = None
 
 
 def shared_service() -> WalletService:
-    """One migrated SQLite file per test session; each machine run uses fresh users."""
+    """One migrated SQLite file per test session, wired exactly as the server wires it
+    (real SqlStore, the configured movement writer); each machine run uses fresh users."""
     global _SERVICE
     if _SERVICE is None:
         path = Path(tempfile.mkdtemp(prefix="ledger-fuzz-")) / "wallet.db"
-        engine = create_db_engine(f"sqlite:///{path}", pool_size=2)
-        migrate(engine)
-        _SERVICE = WalletService(
-            store=SqlStore(engine),
-            currencies=BOOK,
-            tokens=TokenIssuer(secret="fuzz-" + "s" * 40, ttl_seconds=3600),
-            scorer=ThresholdScorer(Decimal("500")),  # some movements get flagged
-            fraud_fail_closed=False,
-            login_failures=WindowCounter(limit=5, window_seconds=60),
+        settings = WalletSettings.from_env(
+            {
+                "APP_ENV": "test",
+                "WALLET_DATABASE_URL": f"sqlite:///{path}",
+                "JWT_SECRET_KEY": "fuzz-" + "s" * 40,
+                "FRAUD_ADDR": "",  # in-process threshold rule
+                "FRAUD_THRESHOLD": "500",  # some movements get flagged
+                "SUPPORTED_CURRENCIES": ",".join(CURRENCIES),
+                "MAX_AMOUNT": "1000000",
+            }
         )
+        _SERVICE = build_service(settings)
+        assert isinstance(_SERVICE.store, SqlStore)
     return _SERVICE
 
 
@@ -228,8 +230,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
+    max_examples=25,
+    stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
