@@ -60,7 +60,8 @@ class CurrencyBook:
         if not _CURRENCY_CODE.fullmatch(currency or ""):
             raise InvalidArgument(
                 "invalid_currency",
-                f"Currency must be a 3-letter upper-case ISO 4217 code, got {currency!r}",
+                # Echo a bounded prefix only: unbounded input would blow the status trailer.
+                f"Currency must be a 3-letter upper-case ISO 4217 code, got {currency[:8]!r}",
             )
         if currency not in self.exponents:
             raise InvalidArgument(
