@@ -18,6 +18,7 @@ Violation kinds (each must be 0):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,9 @@ def check(database_url: str, ops: list[Op], queue: set[str] | None) -> CheckRepo
     return report
 
 
-def _check_balances(report: CheckReport, account_rows: list[Any], entry_rows: list[Any]) -> None:
+def _check_balances(
+    report: CheckReport, account_rows: Sequence[Any], entry_rows: Sequence[Any]
+) -> None:
     per_currency: Counter[str] = Counter()
     for account in account_rows:
         per_currency[account.currency] += int(account.balance_minor)
@@ -148,7 +151,7 @@ def _check_balances(report: CheckReport, account_rows: list[Any], entry_rows: li
 def _check_client_view(
     report: CheckReport,
     ops: list[Op],
-    tx_rows: list[Any],
+    tx_rows: Sequence[Any],
     account_by_id: dict[int, Any],
     username_of: dict[str, str],
 ) -> None:
@@ -218,7 +221,7 @@ def _mismatch(op: Op, tx: Any, account_by_id: dict[int, Any], username_of: dict[
     return ""
 
 
-def _check_flags(report: CheckReport, tx_rows: list[Any], queue: set[str] | None) -> None:
+def _check_flags(report: CheckReport, tx_rows: Sequence[Any], queue: set[str] | None) -> None:
     decisions: Counter[str] = Counter()
     flagged = 0
     for tx in tx_rows:

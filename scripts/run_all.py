@@ -99,7 +99,12 @@ def main() -> None:
         )
     subprocess.run([sys.executable, "-m", "wallet_service.migrate"], cwd=ROOT, env=env, check=True)
     supervisor = Supervisor(env)
-    signal.signal(signal.SIGTERM, lambda *_: (supervisor.stop(), sys.exit(0)))
+
+    def on_sigterm(*_: object) -> None:
+        supervisor.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     gateway = f"http://{env['GATEWAY_HOST']}:{env['GATEWAY_PORT']}"
     try:
         supervisor.start("fraud_service", "fraud_service", grpc_serving(env["FRAUD_ADDR"]))
