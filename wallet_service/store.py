@@ -65,6 +65,7 @@ T = TypeVar("T")
 
 MAX_WRITE_ATTEMPTS = 8
 RECENT_AMOUNTS_LIMIT = 200
+FEATURE_WINDOW_LIMIT = 1000
 # PostgreSQL serialization failure and deadlock: safe to retry the whole transaction.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
@@ -309,6 +310,15 @@ class SqlStore:
 
     def find_by_idempotency_key(self, *, initiated_by: str, key: str) -> Transaction | None:
         with self._read() as conn:
+            # A cheap probe first: almost every key is new, and the full row needs five joins.
+            tx_id = conn.execute(
+                select(transactions.c.id).where(
+                    transactions.c.initiated_by == initiated_by,
+                    transactions.c.idempotency_key == key,
+                )
+            ).scalar_one_or_none()
+            if tx_id is None:
+                return None
             return self._find_by_key(conn, initiated_by, key)
 
     def _find_by_key(self, conn: Connection, initiated_by: str, key: str) -> Transaction | None:
@@ -330,37 +340,47 @@ class SqlStore:
             transactions.c.type != TxType.REVERSAL.value,
             transactions.c.created_at >= day_ago,
         )
-        in_hour = transactions.c.created_at >= hour_ago
-        # The user's age and the source balance ride along as scalar subqueries, so the
-        # features cost two statements.
+        # Bounded work per request, however busy the user: the window's aggregates are taken
+        # over its newest FEATURE_WINDOW_LIMIT movements (the counts saturate there, far above
+        # what any rule looks at), and the user's age and the source balance ride along as
+        # scalar subqueries.
+        window = (
+            select(
+                transactions.c.amount_minor,
+                transactions.c.created_at,
+                case(
+                    (transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)
+                ).label("counterparty"),
+            )
+            .where(mine)
+            .order_by(transactions.c.created_at.desc())
+            .limit(FEATURE_WINDOW_LIMIT)
+            .subquery()
+        )
+        in_hour = window.c.created_at >= hour_ago
         created_at = select(users.c.created_at).where(users.c.id == user_id).scalar_subquery()
         balance = (
             select(accounts.c.balance_minor)
             .where(accounts.c.owner_user_id == debit_user_id, accounts.c.currency == currency)
             .scalar_subquery()
         )
-        counterparty = case(
-            (transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)
-        )
         with self._read() as conn:
             totals = conn.execute(
                 select(
                     func.count(),
-                    func.coalesce(func.sum(transactions.c.amount_minor), 0),
+                    func.coalesce(func.sum(window.c.amount_minor), 0),
                     func.coalesce(func.sum(case((in_hour, 1), else_=0)), 0),
-                    func.coalesce(
-                        func.sum(case((in_hour, transactions.c.amount_minor), else_=0)), 0
-                    ),
-                    func.count(func.distinct(counterparty)),
+                    func.coalesce(func.sum(case((in_hour, window.c.amount_minor), else_=0)), 0),
+                    func.count(func.distinct(window.c.counterparty)),
                     created_at,
                     balance,
-                ).where(mine)
+                ).select_from(window)
             ).one()
             recent = (
                 conn.execute(
                     select(transactions.c.amount_minor)
                     .where(mine)
-                    .order_by(transactions.c.id.desc())
+                    .order_by(transactions.c.created_at.desc())
                     .limit(RECENT_AMOUNTS_LIMIT)
                 )
                 .scalars()
