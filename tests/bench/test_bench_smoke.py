@@ -1,0 +1,77 @@
+"""`python -m bench.run --smoke` keeps working: every system produces rows, money moved,
+the books balance, and the report files exist. No timing is asserted: the smoke numbers
+come from one-second windows on a shared machine and mean nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SYSTEMS = {"pgbench", "grpc-pg", "gateway-pg", "grpc-sqlite"}
+PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _require_postgres_and_pgbench() -> None:
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    problem = None
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            pass
+    except psycopg.Error:
+        problem = f"PostgreSQL does not answer at {PG_DSN}"
+    if problem is None and not (shutil.which("pgbench") or Path("/usr/bin/pgbench").exists()):
+        problem = "pgbench is not installed"
+    if problem:
+        if in_ci:
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.mark.postgres
+def test_smoke_run_reports_every_system_with_sound_books(tmp_path: Path) -> None:
+    _require_postgres_and_pgbench()
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    run = json.loads((out / "results.json").read_text())
+    rows = run["rows"]
+    assert run["config"]["smoke"] is True
+    assert {r["system"] for r in rows} == SYSTEMS
+    for system in SYSTEMS:
+        for layout in ("many", "hot"):
+            assert any(r["system"] == system and r["layout"] == layout for r in rows), (
+                system,
+                layout,
+            )
+    for row in rows:
+        label = f"{row['system']}/{row['layout']}/c{row['clients']}"
+        assert "failure" not in row, (label, row.get("failure"))
+        assert row["transfers_ok"] > 0, label
+        assert row["ledger_violations"] == [], (label, row["ledger_violations"])
+        assert row["valid"] is True, label
+        assert row["latency"]["p99_ms"] is not None, label
+        if row["system"] != "pgbench":
+            # Every transfer a client saw succeed is in the ledger exactly once.
+            assert row["db_transfers"] == row["client_ok_total"], label
+            assert row["ratio_to_pgbench"] is not None, label
+    markdown = (out / "results.md").read_text()
+    assert "| layout | system | clients |" in markdown
+    assert "grpc-sqlite" in markdown
+    png = (out / "throughput.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
