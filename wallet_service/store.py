@@ -64,8 +64,7 @@ from wallet_service.schema import accounts, ledger_entries, transactions, users
 T = TypeVar("T")
 
 MAX_WRITE_ATTEMPTS = 8
-RECENT_AMOUNTS_LIMIT = 200
-FEATURE_WINDOW_LIMIT = 1000
+FEATURE_WINDOW_LIMIT = 200
 # PostgreSQL serialization failure and deadlock: safe to retry the whole transaction.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
@@ -244,14 +243,12 @@ class SqlStore:
 
     def get_user(self, user_id: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(select(users).where(users.c.id == user_id)).one_or_none()
+            row = conn.execute(_USER_BY_ID, {"user_id": user_id}).one_or_none()
         return _user(row) if row else None
 
     def get_user_by_username(self, username: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(users).where(users.c.username == username, users.c.deleted_at.is_(None))
-            ).one_or_none()
+            row = conn.execute(_LIVE_USER_BY_NAME, {"username": username}).one_or_none()
         return _user(row) if row else None
 
     def soft_delete_user(self, *, user_id: str, now: datetime, require_zero_balances: bool) -> User:
@@ -311,19 +308,14 @@ class SqlStore:
     def find_by_idempotency_key(self, *, initiated_by: str, key: str) -> Transaction | None:
         with self._read() as conn:
             # A cheap probe first: almost every key is new, and the full row needs five joins.
-            tx_id = conn.execute(
-                select(transactions.c.id).where(
-                    transactions.c.initiated_by == initiated_by,
-                    transactions.c.idempotency_key == key,
-                )
-            ).scalar_one_or_none()
-            if tx_id is None:
+            probe = conn.execute(_KEY_PROBE, {"caller": initiated_by, "key": key})
+            if probe.scalar_one_or_none() is None:
                 return None
             return self._find_by_key(conn, initiated_by, key)
 
     def _find_by_key(self, conn: Connection, initiated_by: str, key: str) -> Transaction | None:
         row = conn.execute(
-            _transaction_select().where(
+            _TRANSACTION_SELECT.where(
                 transactions.c.initiated_by == initiated_by, transactions.c.idempotency_key == key
             )
         ).one_or_none()
@@ -332,73 +324,26 @@ class SqlStore:
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
     ) -> MovementFeatures:
-        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-        mine = and_(
-            transactions.c.initiated_by == user_id,
-            transactions.c.currency == currency,
-            transactions.c.status == TxStatus.COMPLETED.value,
-            transactions.c.type != TxType.REVERSAL.value,
-            transactions.c.created_at >= day_ago,
-        )
-        # Bounded work per request, however busy the user: the window's aggregates are taken
-        # over its newest FEATURE_WINDOW_LIMIT movements (the counts saturate there, far above
-        # what any rule looks at), and the user's age and the source balance ride along as
-        # scalar subqueries.
-        window = (
-            select(
-                transactions.c.amount_minor,
-                transactions.c.created_at,
-                case(
-                    (transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)
-                ).label("counterparty"),
-            )
-            .where(mine)
-            .order_by(transactions.c.created_at.desc())
-            .limit(FEATURE_WINDOW_LIMIT)
-            .subquery()
-        )
-        in_hour = window.c.created_at >= hour_ago
-        created_at = select(users.c.created_at).where(users.c.id == user_id).scalar_subquery()
-        balance = (
-            select(accounts.c.balance_minor)
-            .where(accounts.c.owner_user_id == debit_user_id, accounts.c.currency == currency)
-            .scalar_subquery()
-        )
+        params = {
+            "user_id": user_id,
+            "currency": currency,
+            "since": now - timedelta(days=1),
+            "hour_ago": now - timedelta(hours=1),
+            "debit_user_id": debit_user_id,
+        }
         with self._read() as conn:
-            totals = conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(window.c.amount_minor), 0),
-                    func.coalesce(func.sum(case((in_hour, 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((in_hour, window.c.amount_minor), else_=0)), 0),
-                    func.count(func.distinct(window.c.counterparty)),
-                    created_at,
-                    balance,
-                ).select_from(window)
-            ).one()
-            recent = (
-                conn.execute(
-                    select(transactions.c.amount_minor)
-                    .where(mine)
-                    .order_by(transactions.c.created_at.desc())
-                    .limit(RECENT_AMOUNTS_LIMIT)
-                )
-                .scalars()
-                .all()
-            )
-        created, balance_minor = totals[5], totals[6] if debit_user_id else 0
+            totals = conn.execute(_FEATURE_TOTALS, params).one()
+            recent = conn.execute(_FEATURE_RECENT_AMOUNTS, params).scalars().all()
         return MovementFeatures(
-            account_age_seconds=max(0, int((now - as_utc(created)).total_seconds())),
-            count_last_day=int(totals[0]),
-            sum_last_day_minor=int(totals[1]),
-            count_last_hour=int(totals[2]),
-            sum_last_hour_minor=int(totals[3]),
-            distinct_counterparties_last_day=int(totals[4]),
-            recent_day_amounts_minor=tuple(int(a) for a in recent),
-            balance_minor=int(balance_minor or 0),
+            account_age_seconds=max(0, int((now - as_utc(totals.created_at)).total_seconds())),
+            count_last_day=int(totals.count_day),
+            sum_last_day_minor=int(totals.sum_day),
+            count_last_hour=int(totals.count_hour),
+            sum_last_hour_minor=int(totals.sum_hour),
+            distinct_counterparties_last_day=int(totals.counterparties),
+            recent_day_amounts_minor=tuple(recent),
+            balance_minor=int(totals.balance or 0) if debit_user_id else 0,
         )
-
-    # -- movements: applied in batches, each movement atomic on its own ------------------
 
     def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
         """Apply `plans` in ONE database transaction (group commit: one lock round, one
@@ -484,19 +429,20 @@ class SqlStore:
     ) -> tuple[dict[tuple[str, str], Transaction], set[str]]:
         """Committed transactions under the batch's idempotency keys, and which of the
         originals the batch wants to reverse are reversed already."""
-        keyed = [
-            and_(
-                transactions.c.initiated_by == p.initiated_by,
-                transactions.c.idempotency_key == p.idempotency_key,
-            )
-            for p in plans
-            if p.idempotency_key
-        ]
+        keys = {(p.initiated_by, p.idempotency_key) for p in plans if p.idempotency_key}
         prior: dict[tuple[str, str], Transaction] = {}
-        if keyed:
-            for row in conn.execute(_transaction_select().where(or_(*keyed))):
+        if keys:
+            # One statement of fixed shape for any batch: a superset by the two IN lists,
+            # narrowed to the exact (caller, key) pairs here.
+            rows = conn.execute(
+                _PRIOR_BY_KEYS,
+                {"callers": sorted({c for c, _ in keys}), "keys": sorted({k for _, k in keys})},
+            )
+            for row in rows:
                 tx = _transaction(row)
-                prior[(tx.initiated_by, tx.idempotency_key or "")] = tx
+                pair = (tx.initiated_by, tx.idempotency_key or "")
+                if pair in keys:
+                    prior[pair] = tx
         originals = sorted({p.reverses_transaction_id for p in plans if p.reverses_transaction_id})
         reversed_already: set[str] = set()
         if originals:
@@ -513,13 +459,11 @@ class SqlStore:
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         with self._read() as conn:
-            row = conn.execute(
-                _transaction_select().where(transactions.c.id == tx_id)
-            ).one_or_none()
+            row = conn.execute(_TRANSACTION_SELECT.where(transactions.c.id == tx_id)).one_or_none()
         return _transaction(row) if row else None
 
     def list_transactions(self, query: TransactionQuery) -> list[Transaction]:
-        stmt = _transaction_select()
+        stmt = _TRANSACTION_SELECT
         t = transactions
         if query.user_id is not None:
             stmt = stmt.where(
@@ -652,7 +596,7 @@ _TO_USER = users.alias("to_user")
 _REVERSAL = transactions.alias("reversal")
 
 
-def _transaction_select() -> Any:
+def _build_transaction_select() -> Any:
     t = transactions
     return select(
         t,
@@ -668,6 +612,75 @@ def _transaction_select() -> Any:
         .outerjoin(_TO_USER, _TO_USER.c.id == _TO_ACCOUNT.c.owner_user_id)
         .outerjoin(_REVERSAL, _REVERSAL.c.reverses_transaction_id == t.c.id)
     )
+
+
+_TRANSACTION_SELECT = _build_transaction_select()
+# The hot statements are built once: building and cache-keying them per call cost more
+# CPU than running them.
+_USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_LIVE_USER_BY_NAME = select(users).where(
+    users.c.username == bindparam("username"), users.c.deleted_at.is_(None)
+)
+_PRIOR_BY_KEYS = _TRANSACTION_SELECT.where(
+    transactions.c.initiated_by.in_(bindparam("callers", expanding=True)),
+    transactions.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+_KEY_PROBE = select(transactions.c.id).where(
+    transactions.c.initiated_by == bindparam("caller"),
+    transactions.c.idempotency_key == bindparam("key"),
+)
+
+
+# Fraud features, with bounded work however busy the user: over the newest
+# FEATURE_WINDOW_LIMIT movements of the day (counts saturate there, far above what any rule
+# looks at); the user's age and the source balance ride along as scalar subqueries.
+_MY_MOVEMENTS_TODAY = and_(
+    transactions.c.initiated_by == bindparam("user_id"),
+    transactions.c.currency == bindparam("currency"),
+    transactions.c.status == TxStatus.COMPLETED.value,
+    transactions.c.type != TxType.REVERSAL.value,
+    transactions.c.created_at >= bindparam("since"),
+)
+_FEATURE_WINDOW = (
+    select(
+        transactions.c.amount_minor,
+        transactions.c.created_at,
+        case((transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)).label(
+            "counterparty"
+        ),
+    )
+    .where(_MY_MOVEMENTS_TODAY)
+    .order_by(transactions.c.created_at.desc())
+    .limit(FEATURE_WINDOW_LIMIT)
+    .subquery()
+)
+_IN_LAST_HOUR = _FEATURE_WINDOW.c.created_at >= bindparam("hour_ago")
+_FEATURE_TOTALS = select(
+    func.count().label("count_day"),
+    func.coalesce(func.sum(_FEATURE_WINDOW.c.amount_minor), 0).label("sum_day"),
+    func.coalesce(func.sum(case((_IN_LAST_HOUR, 1), else_=0)), 0).label("count_hour"),
+    func.coalesce(
+        func.sum(case((_IN_LAST_HOUR, _FEATURE_WINDOW.c.amount_minor), else_=0)), 0
+    ).label("sum_hour"),
+    func.count(func.distinct(_FEATURE_WINDOW.c.counterparty)).label("counterparties"),
+    select(users.c.created_at)
+    .where(users.c.id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("created_at"),
+    select(accounts.c.balance_minor)
+    .where(
+        accounts.c.owner_user_id == bindparam("debit_user_id"),
+        accounts.c.currency == bindparam("currency"),
+    )
+    .scalar_subquery()
+    .label("balance"),
+).select_from(_FEATURE_WINDOW)
+_FEATURE_RECENT_AMOUNTS = (
+    select(transactions.c.amount_minor)
+    .where(_MY_MOVEMENTS_TODAY)
+    .order_by(transactions.c.created_at.desc())
+    .limit(FEATURE_WINDOW_LIMIT)
+)
 
 
 def _user(row: Row[Any]) -> User:
