@@ -79,7 +79,9 @@ class Services:
             raise ApiError(429, "rate_limited", message, headers)
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def` on purpose: plain `def` ones run in a thread pool, and that
+# hand-off per dependency per request dominated the gateway's CPU under load.
+async def get_services(request: Request) -> Services:
     services = request.app.state.services
     assert isinstance(services, Services)
     return services
@@ -97,11 +99,11 @@ def _client_ip(request: Request) -> str:
 _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /login.")
 
 
-def public_caller(request: Request) -> Caller:
+async def public_caller(request: Request) -> Caller:
     return Caller(request_id=str(request.state.request_id), client_ip=_client_ip(request))
 
 
-def authenticated_caller(
+async def authenticated_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
