@@ -13,13 +13,16 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Protocol
 
-from wallet_service.errors import WalletError
+from wallet_service.errors import Unavailable, WalletError
 from wallet_service.models import MovementOutcome, MovementPlan
 from wallet_service.store import MovementResult, WalletStore
 
 log = logging.getLogger(__name__)
+
+RESULT_TIMEOUT_SECONDS = 60.0
 
 
 class MovementWriter(Protocol):
@@ -62,7 +65,13 @@ class GroupCommitWriter:
     def apply(self, plan: MovementPlan) -> MovementOutcome:
         done: Future[MovementResult] = Future()
         self._queue.put((plan, done))
-        return _settle(done.result())
+        try:
+            return _settle(done.result(timeout=RESULT_TIMEOUT_SECONDS))
+        except FutureTimeout as exc:
+            # Its fate is unknown to us too: the client's retry with the same key settles it.
+            raise Unavailable(
+                "storage_timeout", "The write did not finish in time; retry with the same key"
+            ) from exc
 
     def close(self) -> None:
         self._queue.put(None)
@@ -83,7 +92,13 @@ class GroupCommitWriter:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(item)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception:  # never let the writer die and strand every caller
+                log.exception("group commit writer failed a batch")
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(Unavailable("storage_unavailable", "Write failed"))
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
