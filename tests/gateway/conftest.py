@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import GatewayThread, StartGateway, gateway_settings
+from gateway_helpers import StartGateway
+
+from tests.gateway_server import GatewayThread, gateway_settings
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import uuid
 import httpx
 import pytest
 import redis
-from gateway_helpers import RELAXED, StartGateway, assert_error, unique
+from gateway_helpers import StartGateway, assert_error, unique
 
 from gateway.ratelimit import Decision, MemoryRateLimiter, RedisRateLimiter
 from gateway.settings import RateLimit
+from tests.gateway_server import RELAXED
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LOGIN_MESSAGE = "Too many login attempts, try again later"

@@ -9,28 +9,23 @@ refused hostile request changed nothing.
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings, RateLimit
 from tests.conftest import RunningWallet
+from tests.gateway_server import GatewayThread, gateway_settings
 from tests.helpers import bearer, login, register
 from wallet_service.schema import accounts, ledger_entries, transactions, users
 from wallet_service.store import SqlStore
 
-RELAXED = RateLimit(limit=100_000, window_seconds=60)
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -133,43 +128,6 @@ def _key() -> str:
 
 
 # -- the gateway ------------------------------------------------------------------------------
-
-
-class GatewayThread:
-    def __init__(self, settings: GatewaySettings) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(settings), log_config=None, access_log=False, lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-
-def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
-    base = GatewaySettings(
-        wallet_addr=wallet_addr,
-        login_per_ip=RELAXED,
-        login_per_username=RELAXED,
-        money_per_token=RELAXED,
-    )
-    return replace(base, **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,59 @@
+"""A real gateway (uvicorn) in a background thread, for the gateway and security suites."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from gateway.__main__ import server_config
+from gateway.settings import GatewaySettings, RateLimit
+
+# Limits high enough that ordinary tests never meet them (they share 127.0.0.1).
+RELAXED = RateLimit(limit=100_000, window_seconds=60)
+
+
+class GatewayThread:
+    """One uvicorn server on an already-bound socket (so the port is known before start)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(server_config(settings))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
+    base = GatewaySettings(
+        wallet_addr=wallet_addr,
+        rpc_timeout_seconds=5.0,
+        login_per_ip=RELAXED,
+        login_per_username=RELAXED,
+        money_per_token=RELAXED,
+    )
+    return dataclasses.replace(base, **overrides)
