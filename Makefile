@@ -52,6 +52,9 @@ fmt: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
+	@# wrk drives the gateway rows (a Python HTTP client would eat the cores it measures).
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		echo "wrk is not installed: the gateway rows fall back to the httpx load generator"
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 chaos: install

@@ -26,6 +26,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -39,6 +40,7 @@ import httpx
 from google.rpc import error_details_pb2, status_pb2
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
+from bench import wrk_driver
 from bench.procstat import cpu_delta, cpu_snapshot
 
 PASSWORD = "bench-password-123"
@@ -109,12 +111,13 @@ class GrpcTarget(Target):
         return TransferResult(True, "OK", bool(reply.transaction.flagged))
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
 
 def _grpc_error_code(exc: grpc.aio.AioRpcError) -> str:
     code = exc.code().name
-    for key, value in exc.trailing_metadata() or ():
+    metadata: tuple[tuple[str, str | bytes], ...] = tuple(exc.trailing_metadata() or ())  # type: ignore[arg-type]
+    for key, value in metadata:
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             status = status_pb2.Status.FromString(value)
             for detail in status.details:
@@ -188,6 +191,7 @@ class Spec:
     # name -> [pid, output path]: py-spy records these processes during the timed window
     profile: dict[str, list[Any]] = field(default_factory=dict)
     profile_flags: list[str] = field(default_factory=list)  # e.g. ["--gil"] or ["--idle"]
+    http_driver: str = "httpx"  # httpx | wrk (for kind == "http")
 
     @classmethod
     def load(cls, path: Path) -> Spec:
@@ -308,7 +312,56 @@ async def _start_profilers(spec: Spec) -> list[asyncio.subprocess.Process]:
     ]
 
 
+async def run_with_wrk(spec: Spec) -> dict[str, Any]:
+    """Setup through the Python client (not timed), then warm-up and window driven by wrk."""
+    target = HttpTarget(spec.target, SETUP_CONCURRENCY)
+    try:
+        setup_started = time.perf_counter()
+        users = await _setup(spec, target)
+        setup_seconds = time.perf_counter() - setup_started
+    finally:
+        await target.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "transfer.lua"
+        wrk_driver.write_script(script, users, spec.seed)
+        warm_ok, runs = 0, 1
+        if spec.warmup >= 1:
+            warm = await wrk_driver.run_wrk(
+                spec.target, script, clients=spec.clients, seconds=spec.warmup
+            )
+            warm_ok, runs = warm.ok, 2
+        pids = spec.pids | {"loadgen": os.getpid()}
+        before = cpu_snapshot(pids, spec.trees)
+        timed = await wrk_driver.run_wrk(
+            spec.target, script, clients=spec.clients, seconds=spec.duration
+        )
+        after = cpu_snapshot(pids, spec.trees)
+    cpu = cpu_delta(before, after)
+    cpu["loadgen"] = round((cpu.get("loadgen") or 0.0) + timed.cpu_seconds, 3)  # wrk is our child
+    codes = {"OK": timed.ok} | ({"HTTP non-201": timed.failed} if timed.failed else {})
+    if timed.socket_errors:
+        codes["socket errors"] = timed.socket_errors
+    return {
+        "driver": "wrk",
+        "elapsed_seconds": round(timed.seconds, 3),
+        "setup_seconds": round(setup_seconds, 3),
+        "transfers_ok": timed.ok,
+        "tps": round(timed.ok / timed.seconds, 2),
+        "latency": timed.latency_ms,  # wrk's, over every response of the window
+        "codes": codes,
+        "errors": timed.failed + timed.socket_errors,
+        "flagged": timed.flagged,
+        "cpu_seconds": cpu,
+        "client_ok_total": warm_ok + timed.ok,
+        # wrk stops with up to one request in flight per connection, which the server may
+        # still complete: the books may hold that many more transfers than wrk counted.
+        "client_ok_slack": runs * spec.clients,
+    }
+
+
 async def run(spec: Spec) -> dict[str, Any]:
+    if spec.kind == "http" and spec.http_driver == "wrk":
+        return await run_with_wrk(spec)
     target: Target
     if spec.kind == "grpc":
         target = GrpcTarget(spec.target)

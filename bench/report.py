@@ -51,7 +51,7 @@ def _other_load(cpu: dict[str, float | None]) -> float | None:
 def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> float | None:
     if base is None or not row["valid"] or not base["valid"] or not base["tps"]:
         return None
-    return round(row["tps"] / base["tps"], 3)
+    return round(float(row["tps"]) / float(base["tps"]), 3)
 
 
 def headline(rows: list[dict[str, Any]]) -> list[str]:
