@@ -3,11 +3,12 @@
 Invariants this service keeps, each enforced in code and, where the database can,
 by a constraint:
 1. The entries of a completed transaction sum to zero (one debit, one credit, same
-   amount); a rejected transaction has no entries.            -> `SqlStore._apply`
+   amount); a rejected transaction has no entries.            -> `store._Batch._apply`
 2. No entry is zero; no transaction amount is zero or negative.
                                   -> ck_ledger_entries_nonzero, ck_transactions_positive_amount
-3. A user account never goes below zero, under any concurrency: the debit is a
-   conditional UPDATE (`... WHERE balance_minor >= :amount`).  -> ck_accounts_no_overdraft
+3. A user account never goes below zero, under any concurrency: balances are read
+   and changed under locks (`SqlStore.apply_movements`: FOR UPDATE in account-id order
+   on PostgreSQL, BEGIN IMMEDIATE on SQLite).                 -> ck_accounts_no_overdraft
 4. An account's balance equals the sum of its entries: both are written in the same
    database transaction.
 5. Per currency, all balances (the external account included) sum to zero: money
