@@ -54,6 +54,7 @@ fmt: install
 bench: install
 	@# wrk drives the gateway rows (a Python HTTP client would eat the cores it measures).
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1) || \
 		echo "wrk is not installed: the gateway rows fall back to the httpx load generator"
 	$(PY) -m bench.run $(BENCH_ARGS)
 
