@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import new_user
+from tests.conftest import RunningWallet, start_wallet, wallet_settings
+from tests.helpers import error_reason, new_user
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
+from wallet_service.group_commit import DirectWriter
 from wallet_service.ids import uuid7
 from wallet_service.ledger import request_fingerprint
 from wallet_service.models import MovementOutcome, MovementPlan, TxType, User, utc_now
@@ -77,3 +82,34 @@ def test_a_refused_movement_does_not_fail_its_batch(
     assert again[0].transaction.id == results[0].transaction.id
     assert isinstance(again[1], FailedPrecondition)  # "b" never committed: decided afresh
     assert store.ledger_violations() == []
+
+
+def test_without_group_commit_the_same_guarantees_hold(tmp_path: Path, fraud_addr: str) -> None:
+    """WALLET_GROUP_COMMIT=false: one transaction per movement, in the request thread."""
+    url = f"sqlite:///{tmp_path / 'direct.db'}"
+    running = start_wallet(wallet_settings(url, fraud_addr, WALLET_GROUP_COMMIT="false"), "sqlite")
+    try:
+        assert isinstance(running.server.service.writer, DirectWriter)
+        with grpc.insecure_channel(running.addr) as channel:
+            stub = wallet_pb2_grpc.WalletServiceStub(channel)
+            _, auth = new_user(stub)
+            stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"), metadata=auth)
+
+            def withdraw(i: int) -> bool:
+                try:
+                    stub.Withdraw(
+                        pb.WithdrawRequest(amount="1.00", currency="USD", idempotency_key=f"w{i}"),
+                        metadata=auth,
+                    )
+                    return True
+                except grpc.RpcError as error:
+                    assert error_reason(error) == "insufficient_funds"
+                    return False
+
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                assert sum(pool.map(withdraw, range(20))) == 5
+            balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth)
+            assert balance.balance == "0.00"
+        assert running.store.ledger_violations() == []
+    finally:
+        running.server.stop(0)
