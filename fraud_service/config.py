@@ -150,7 +150,7 @@ def _parse_currency_thresholds(raw: object) -> dict[str, Decimal]:
     table = _table(raw, "currency_thresholds")
     thresholds = {}
     for code, value in table.items():
-        if not _CURRENCY_CODE.match(code):
+        if not _CURRENCY_CODE.fullmatch(code):
             raise ConfigError(f"currency_thresholds key {code!r} must be an ISO 4217 code (USD)")
         thresholds[code] = _threshold(value, f"currency_thresholds.{code}")
     return thresholds
@@ -203,7 +203,7 @@ def load_rules_file(path: Path) -> FraudConfig:
 
 def parse_threshold_env(raw: str) -> Decimal:
     text = raw.strip()
-    if not _PLAIN_DECIMAL.match(text):
+    if not _PLAIN_DECIMAL.fullmatch(text):
         raise ConfigError(
             f"FRAUD_THRESHOLD must be a plain decimal number of major units "
             f"such as 10000 or 2500.50, got {raw!r}"

@@ -34,13 +34,13 @@ class Caller:
         items = [(REQUEST_ID_HEADER, self.request_id)]
         if self.authorization:
             items.append(("authorization", self.authorization))
-        if self.client_ip and _METADATA_VALUE.match(self.client_ip):
+        if self.client_ip and _METADATA_VALUE.fullmatch(self.client_ip):
             items.append(("x-forwarded-for", self.client_ip))
         return tuple(items)
 
 
 def is_valid_metadata_value(value: str) -> bool:
-    return bool(_METADATA_VALUE.match(value))
+    return bool(_METADATA_VALUE.fullmatch(value))
 
 
 class WalletClient:
