@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -50,6 +51,20 @@ def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: flo
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
     if not value >= minimum:  # also rejects NaN
         raise ConfigError(f"{name} must be >= {minimum}, got {raw}")
+    return value
+
+
+def env_decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    """A positive, finite decimal read exactly (never through float)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ConfigError(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 

@@ -6,13 +6,14 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from common.config import (
     ConfigError,
     env_bool,
     env_choice,
+    env_decimal,
     env_int,
     env_str,
 )
@@ -76,7 +77,7 @@ class WalletSettings:
             fraud_timeout_ms=env_int(env, "FRAUD_TIMEOUT_MS", 200, minimum=1),
             fraud_fail_closed=env_choice(env, "FRAUD_FAIL_MODE", "open", {"open", "closed"})
             == "closed",
-            fraud_threshold=_decimal(env, "FRAUD_THRESHOLD", Decimal("10000")),
+            fraud_threshold=env_decimal(env, "FRAUD_THRESHOLD", Decimal("10000")),
             currencies=_currencies(env),
             admin_username=env_str(env, "ADMIN_USERNAME", ""),
             admin_password=env_str(env, "ADMIN_PASSWORD", ""),
@@ -117,23 +118,10 @@ def _development_secret() -> str:
     return secret
 
 
-def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation as exc:
-        raise ConfigError(f"{name} must be a decimal number, got {raw!r}") from exc
-    if not value.is_finite() or value <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
-    return value
-
-
 def _currencies(env: Mapping[str, str]) -> CurrencyBook:
     raw = env.get("SUPPORTED_CURRENCIES", "").strip()
     codes = [c.strip() for c in raw.split(",") if c.strip()] if raw else list(DEFAULT_CURRENCIES)
     try:
-        return CurrencyBook.of(codes, _decimal(env, "MAX_AMOUNT", DEFAULT_MAX_AMOUNT))
+        return CurrencyBook.of(codes, env_decimal(env, "MAX_AMOUNT", DEFAULT_MAX_AMOUNT))
     except ValueError as exc:
         raise ConfigError(f"SUPPORTED_CURRENCIES/MAX_AMOUNT: {exc}") from exc
