@@ -48,12 +48,13 @@ class WalletServer:
             self.monitor.start()
 
     def stop(self, grace: float | None = None) -> None:
-        if self.monitor:
-            self.monitor.stop()
         self.server.stop(grace).wait()
         self.close()
 
     def close(self) -> None:
+        """Release everything but the gRPC server (stopped by `stop` or serve_until_signal)."""
+        if self.monitor:
+            self.monitor.stop()
         self.service.writer.close()
         self.service.scorer.close()
         engine = getattr(self.service.store, "engine", None)
