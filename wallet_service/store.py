@@ -311,15 +311,8 @@ class SqlStore:
             probe = conn.execute(_KEY_PROBE, {"caller": initiated_by, "key": key})
             if probe.scalar_one_or_none() is None:
                 return None
-            return self._find_by_key(conn, initiated_by, key)
-
-    def _find_by_key(self, conn: Connection, initiated_by: str, key: str) -> Transaction | None:
-        row = conn.execute(
-            _TRANSACTION_SELECT.where(
-                transactions.c.initiated_by == initiated_by, transactions.c.idempotency_key == key
-            )
-        ).one_or_none()
-        return _transaction(row) if row else None
+            row = conn.execute(_PRIOR_BY_KEYS, {"callers": [initiated_by], "keys": [key]}).one()
+        return _transaction(row)
 
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
