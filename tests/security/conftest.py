@@ -183,7 +183,9 @@ def start_gateway(wallet: RunningWallet) -> Iterator[Callable[..., str]]:
     started: list[GatewayThread] = []
 
     def start(**overrides: Any) -> str:
-        gateway = GatewayThread(gateway_settings(wallet.addr, **overrides))
+        """A gateway in front of `wallet`, or of another one given as wallet_addr=."""
+        addr = overrides.pop("wallet_addr", wallet.addr)
+        gateway = GatewayThread(gateway_settings(addr, **overrides))
         gateway.start()
         started.append(gateway)
         return gateway.url
