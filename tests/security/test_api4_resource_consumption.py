@@ -289,7 +289,7 @@ FORWARDED = "x-forwarded-for"
 
 
 def _register(stub: Stub, forwarded_for: str | None = None) -> str:
-    """"ok" or the error reason, sending `x-forwarded-for` when given."""
+    """ "ok" or the error reason, sending `x-forwarded-for` when given."""
     metadata = ((FORWARDED, forwarded_for),) if forwarded_for else None
     request = wallet_pb2.RegisterRequest(username=unique_name(), password=PASSWORD)
     try:
