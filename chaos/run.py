@@ -189,6 +189,10 @@ def run_once(
                 "WALLET_GRACE_SECONDS": "2",
                 "LOG_LEVEL": "WARNING",
                 "LOGIN_MAX_FAILURES": "1000",
+                # One workload process registers and moves for every user: 0 turns limits off.
+                "WALLET_REGISTER_RATE_LIMIT_PER_PEER": "0",
+                "WALLET_LOGIN_RATE_LIMIT_PER_PEER": "0",
+                "MONEY_RATE_LIMIT_PER_USER": "0",
             },
             work,
             code,

@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+import redis
 from wallet.v1 import wallet_pb2_grpc
 
 from wallet_service.server import WalletServer, create_server
@@ -27,6 +28,7 @@ ADMIN_USERNAME = "root_admin"
 ADMIN_PASSWORD = "admin-password-123"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 IN_CI = os.environ.get("CI", "").lower() == "true"
+RELAXED_LIMIT = "1000000"
 
 
 def pg_available() -> bool:
@@ -42,6 +44,27 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but does not answer at {PG_ADMIN_DSN}")
         pytest.skip("PostgreSQL is not running")
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis for the shared-limit tests: skipped locally if down, a failure in CI (decided
+    when a test asks for it, not at import, so CI=true is honoured)."""
+    if not redis_available():
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but does not answer at {REDIS_URL}")
+        pytest.skip("Redis is not running")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +106,11 @@ def wallet_settings(database_url: str, fraud_addr: str, **overrides: str) -> Wal
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "WALLET_GRACE_SECONDS": "1",
         "LOGIN_MAX_FAILURES": "5",
+        # Every test shares 127.0.0.1 and many share a user: limits far out of their way
+        # (the limiter still runs); the limit tests start wallets with tight ones.
+        "WALLET_REGISTER_RATE_LIMIT_PER_PEER": RELAXED_LIMIT,
+        "WALLET_LOGIN_RATE_LIMIT_PER_PEER": RELAXED_LIMIT,
+        "MONEY_RATE_LIMIT_PER_USER": RELAXED_LIMIT,
     }
     env.update(overrides)
     return WalletSettings.from_env(env)

@@ -52,8 +52,8 @@ def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
     base = GatewaySettings(
         wallet_addr=wallet_addr,
         rpc_timeout_seconds=5.0,
+        register_per_ip=RELAXED,
         login_per_ip=RELAXED,
         login_per_username=RELAXED,
-        money_per_token=RELAXED,
     )
     return dataclasses.replace(base, **overrides)

@@ -48,3 +48,14 @@ def error_reason(error: grpc.RpcError) -> str:
             detail.Unpack(info)
             return info.reason
     raise AssertionError(f"no ErrorInfo on {error}")
+
+
+def retry_delay_seconds(error: grpc.RpcError) -> int | None:
+    """The delay from the status's google.rpc.RetryInfo, or None without one."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return int(info.retry_delay.seconds)
+    return None

@@ -121,3 +121,13 @@ ledger_entries = Table(
 )
 Index("ix_ledger_entries_transaction", ledger_entries.c.transaction_id)
 Index("ix_ledger_entries_account", ledger_entries.c.account_id)
+
+# The login lockout (wallet_service.lockout_store): failed-login counts per lockout key (a
+# digest of the normalised username), shared by every replica through the database.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("lockout_key", String(64), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("window_started_ms", BigInteger, nullable=False),  # epoch milliseconds
+)

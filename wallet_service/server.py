@@ -15,13 +15,16 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from common.config import ConfigError, current_env, load_env_file
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields, setup_logging
-from common.ratelimit import WindowCounter
+from common.ratelimit import RateLimiter, build_rate_limiter
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
+from wallet_service.limits import Quota
+from wallet_service.lockout_store import SqlLoginAttempts
+from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
 from wallet_service.service import WalletService
 from wallet_service.servicer import WalletServicer
@@ -32,6 +35,7 @@ log = logging.getLogger("wallet_service")
 
 SERVICE_NAME = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
 FRAUD_HEALTH_NAME = "fraud.v1.FraudService"  # the wallet's view of whether it can score
+LIMITER_PREFIX = "wallet:ratelimit:"
 
 
 @dataclass
@@ -57,12 +61,16 @@ class WalletServer:
             self.monitor.stop()
         self.service.writer.close()
         self.service.scorer.close()
+        self.service.money_quota.limiter.close()
         engine = getattr(self.service.store, "engine", None)
         if engine is not None:
             engine.dispose()
 
 
-def build_service(settings: WalletSettings) -> WalletService:
+def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) -> WalletService:
+    """The use cases over a migrated store; `limiter` is shared with the gRPC interceptors."""
+    if limiter is None:
+        limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
     engine = create_db_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -89,8 +97,13 @@ def build_service(settings: WalletSettings) -> WalletService:
         tokens=TokenIssuer(secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds),
         scorer=scorer,
         fraud_fail_closed=settings.fraud_fail_closed,
-        login_failures=WindowCounter(
-            limit=settings.login_max_failures, window_seconds=settings.login_lockout_seconds
+        login_attempts=SqlLoginAttempts(
+            engine,
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_lockout_seconds,
+        ),
+        money_quota=Quota(
+            limiter, settings.money_per_user, "Too many money requests, try again later"
         ),
     )
     if settings.admin_username and settings.admin_password:
@@ -100,11 +113,16 @@ def build_service(settings: WalletSettings) -> WalletService:
 
 def create_server(settings: WalletSettings) -> WalletServer:
     """A ready-to-start server; bind port 0 in tests and read `.port` back."""
-    service = build_service(settings)
+    limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
+    service = build_service(settings, limiter)
     server, port = build_server(
         address=settings.address,
         max_workers=settings.workers,
-        interceptors=[ErrorMappingInterceptor(), AuthInterceptor(service.authenticate)],
+        interceptors=[
+            ErrorMappingInterceptor(),
+            PeerLimitInterceptor.from_settings(settings, limiter),
+            AuthInterceptor(service.authenticate),
+        ],
     )
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])

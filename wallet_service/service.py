@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from common.ratelimit import WindowCounter
+from common.ratelimit import ceil_seconds
 from wallet_service.auth import (
     TokenIssuer,
     hash_password,
@@ -34,6 +34,7 @@ from wallet_service.errors import (
 from wallet_service.group_commit import MovementWriter
 from wallet_service.ids import uuid7
 from wallet_service.ledger import replay_outcome, request_fingerprint
+from wallet_service.limits import LoginAttempts, Quota, lockout_key
 from wallet_service.models import (
     Decision,
     FraudReason,
@@ -91,7 +92,8 @@ class WalletService:
         tokens: TokenIssuer,
         scorer: Scorer,
         fraud_fail_closed: bool,
-        login_failures: WindowCounter,
+        login_attempts: LoginAttempts,
+        money_quota: Quota,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -99,7 +101,8 @@ class WalletService:
         self.tokens = tokens
         self.scorer = scorer
         self.fraud_fail_closed = fraud_fail_closed
-        self.login_failures = login_failures
+        self.login_attempts = login_attempts
+        self.money_quota = money_quota  # per authenticated user: minting tokens gains nothing
 
     # -- identity -----------------------------------------------------------------------
 
@@ -127,20 +130,21 @@ class WalletService:
     def login(self, *, username: str, password: str) -> tuple[str, int]:
         """Returns (token, seconds until it expires). One message for every failure, so
         the answer does not tell which usernames exist."""
-        throttle_key = username.lower()[:64]
-        wait = self.login_failures.retry_after(throttle_key)
+        # Reserved before the (slow) hash and counted whatever the outcome, so requests in
+        # flight together cannot all slip past the limit.
+        key = lockout_key(username)
+        wait = self.login_attempts.reserve(key, now=utc_now())
         if wait is not None:
             raise ResourceExhausted(
                 "too_many_attempts",
                 "Too many failed logins; try again later",
-                retry_after_seconds=str(max(1, int(wait + 0.999))),
+                retry_after_seconds=ceil_seconds(wait),
             )
         user = self._live_user(username)
         if not verify_password(user.password_hash if user else None, password or ""):
-            self.login_failures.hit(throttle_key)
             raise Unauthenticated("invalid_credentials", "Invalid username or password")
         assert user is not None
-        self.login_failures.reset(throttle_key)
+        self.login_attempts.clear(key)
         return self.tokens.issue(user_id=user.id, now=utc_now()), self.tokens.ttl_seconds
 
     def _live_user(self, username: str) -> User | None:
@@ -215,6 +219,7 @@ class WalletService:
             existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
             if existing is not None:
                 return _settled(replay_outcome(existing, fingerprint))
+        self._check_money_quota(caller)
         debit = None if tx_type is TxType.DEPOSIT else caller.id
         credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
         now = utc_now()
@@ -238,6 +243,10 @@ class WalletService:
             report_balance_of=caller.id,
         )
         return _settled(self.writer.apply(plan))
+
+    def _check_money_quota(self, caller: User) -> None:
+        """After the replay lookup: a retry gets its original answer, never a 429."""
+        self.money_quota.check(f"money:user:{caller.id}")
 
     def _score(
         self,
@@ -367,6 +376,7 @@ class WalletService:
             existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
             if existing is not None:
                 return _settled(replay_outcome(existing, fingerprint))
+        self._check_money_quota(caller)
         if original.status is not TxStatus.COMPLETED or original.type is TxType.REVERSAL:
             raise FailedPrecondition(
                 "not_reversible",

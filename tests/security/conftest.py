@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from sqlalchemy import select, update
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
+from tests.conftest import RunningWallet, database_url, start_wallet, wallet_settings
 from tests.gateway_server import GatewayThread, gateway_settings
 from tests.helpers import bearer, login, register
 from wallet_service.schema import accounts, ledger_entries, transactions, users
@@ -127,6 +129,38 @@ def _key() -> str:
     return hashlib.sha256(str(time.perf_counter_ns()).encode()).hexdigest()[:32]
 
 
+StartWallet = Callable[..., RunningWallet]
+
+
+@pytest.fixture
+def start_limited_wallet(
+    wallet: RunningWallet, fraud_addr: str, tmp_path: Path, pg_database_factory: object
+) -> Iterator[StartWallet]:
+    """Another wallet on the same store kind as `wallet`, with its own settings (e.g. tight
+    limits the shared wallet cannot have). `url=` puts it on an existing database: a replica."""
+    started: list[RunningWallet] = []
+
+    def start(url: str | None = None, **env: str) -> RunningWallet:
+        url = url or database_url(wallet.backend, tmp_path, pg_database_factory)
+        running = start_wallet(wallet_settings(url, fraud_addr, **env), wallet.backend)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.server.stop(0)
+
+
+def url_of(running: RunningWallet) -> str:
+    return running.store.engine.url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def stub_for(running: RunningWallet) -> Iterator[wallet_pb2_grpc.WalletServiceStub]:
+    with grpc.insecure_channel(running.addr) as channel:
+        yield wallet_pb2_grpc.WalletServiceStub(channel)
+
+
 # -- the gateway ------------------------------------------------------------------------------
 
 
@@ -149,7 +183,9 @@ def start_gateway(wallet: RunningWallet) -> Iterator[Callable[..., str]]:
     started: list[GatewayThread] = []
 
     def start(**overrides: Any) -> str:
-        gateway = GatewayThread(gateway_settings(wallet.addr, **overrides))
+        """A gateway in front of `wallet`, or of another one given as wallet_addr=."""
+        addr = overrides.pop("wallet_addr", wallet.addr)
+        gateway = GatewayThread(gateway_settings(addr, **overrides))
         gateway.start()
         started.append(gateway)
         return gateway.url

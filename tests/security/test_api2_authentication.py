@@ -8,7 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -18,13 +21,24 @@ import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from tests.conftest import TEST_JWT_SECRET, RunningWallet
-from tests.helpers import PASSWORD, bearer, error_reason, login, register, unique_name
+from tests.helpers import (
+    PASSWORD,
+    bearer,
+    error_reason,
+    login,
+    register,
+    retry_delay_seconds,
+    unique_name,
+)
 from tests.security.conftest import (
     Account,
     MakeUser,
+    StartWallet,
     Unchanged,
     deposit,
     set_role,
+    stub_for,
+    url_of,
 )
 
 ISSUER = "wallet_service"
@@ -287,3 +301,90 @@ def test_no_username_enumeration_through_login_messages(
         bodies.append(body)
     assert bodies[0] == bodies[1]
     assert bodies[0]["error"]["code"] == "invalid_credentials"
+
+
+# -- the lockout holds under concurrency and across replicas ---------------------------------
+
+MAX_FAILURES = 5  # LOGIN_MAX_FAILURES of the test wallets
+
+
+def _login_answer(stub: wallet_pb2_grpc.WalletServiceStub, name: str, password: str) -> str:
+    try:
+        stub.Login(wallet_pb2.LoginRequest(username=name, password=password), timeout=60)
+    except grpc.RpcError as error:
+        return error_reason(error)
+    return "ok"
+
+
+def _burst(call: Callable[[int], str], size: int) -> list[str]:
+    """`size` calls released together by a barrier, so they are in flight at once."""
+    barrier = threading.Barrier(size, timeout=60)
+
+    def run(index: int) -> str:
+        barrier.wait()
+        return call(index)
+
+    with ThreadPoolExecutor(max_workers=size) as pool:
+        return list(pool.map(run, range(size)))
+
+
+def test_parallel_wrong_password_burst_gets_exactly_max_failures_verifications(
+    stub: wallet_pb2_grpc.WalletServiceStub, unchanged: Unchanged
+) -> None:
+    """The attempt is reserved before the slow hash: 30 guesses in flight together get 5
+    verifications, not one each (checked before, counted after: ~30)."""
+    name = register(stub)
+    with unchanged():
+        answers = _burst(lambda i: _login_answer(stub, name, f"guess-{i}"), 30)
+    assert answers.count("invalid_credentials") == MAX_FAILURES, answers
+    assert answers.count("too_many_attempts") == 30 - MAX_FAILURES
+    assert _login_answer(stub, name, PASSWORD) == "too_many_attempts"
+
+
+def test_lockout_is_shared_by_replicas_on_one_database(
+    wallet: RunningWallet, start_limited_wallet: StartWallet
+) -> None:
+    replica = start_limited_wallet(url=url_of(wallet))
+    with grpc.insecure_channel(wallet.addr) as channel, stub_for(replica) as other:
+        first = wallet_pb2_grpc.WalletServiceStub(channel)
+        name = register(first)
+        answers = [_login_answer((first, other)[i % 2], name, f"guess-{i}") for i in range(8)]
+        assert answers == ["invalid_credentials"] * MAX_FAILURES + ["too_many_attempts"] * 3
+        # Locked on both, even with the right password; a case variant is the same name.
+        assert _login_answer(first, name, PASSWORD) == "too_many_attempts"
+        assert _login_answer(other, name.upper(), PASSWORD) == "too_many_attempts"
+
+
+def test_a_successful_login_clears_the_failures(stub: wallet_pb2_grpc.WalletServiceStub) -> None:
+    name = register(stub)
+    for round_ in range(3):  # 3 x (4 failures + 1 success) never reaches 5 failures in a row
+        for attempt in range(MAX_FAILURES - 1):
+            assert _login_answer(stub, name, f"nope-{round_}-{attempt}") == "invalid_credentials"
+        assert _login_answer(stub, name, PASSWORD) == "ok"
+
+
+def test_lockout_answers_carry_retry_info(stub: wallet_pb2_grpc.WalletServiceStub) -> None:
+    name = register(stub)
+    for attempt in range(MAX_FAILURES):
+        _login_answer(stub, name, f"nope-{attempt}")
+    with pytest.raises(grpc.RpcError) as locked:
+        stub.Login(wallet_pb2.LoginRequest(username=name, password=PASSWORD))
+    assert locked.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    delay = retry_delay_seconds(locked.value)
+    assert delay is not None and 1 <= delay <= 300  # LOGIN_LOCKOUT_SECONDS default
+
+
+def test_rest_wallet_lockout_is_429_with_retry_after(
+    stub: wallet_pb2_grpc.WalletServiceStub, rest: httpx.Client
+) -> None:
+    """The wallet raised it (the gateway's own limits are relaxed here): Retry-After still."""
+    name = register(stub)
+    statuses = [
+        rest.post("/login", json={"username": name, "password": f"no-{i}"}).status_code
+        for i in range(MAX_FAILURES)
+    ]
+    locked = rest.post("/login", json={"username": name, "password": PASSWORD})
+    assert statuses == [401] * MAX_FAILURES
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 300
