@@ -289,6 +289,26 @@ async def delete_me(caller: AuthCaller, svc: ServicesDep) -> s.UserResultOut:
     return s.UserResultOut(msg="Account deleted", user=s.UserOut.from_proto(reply))
 
 
+@router.post("/me/password", tags=["auth"])
+async def change_password(
+    body: s.PasswordChangeIn, caller: AuthCaller, svc: ServicesDep
+) -> s.LoginOut:
+    """Needs the current password; every older token stops working, the new one answered
+    here keeps the caller logged in."""
+    request = wallet_pb2.ChangePasswordRequest(
+        current_password=body.current_password, new_password=body.new_password
+    )
+    reply = await svc.wallet.call(svc.wallet.stub.ChangePassword, request, caller)
+    return s.LoginOut.from_proto(reply)
+
+
+@router.post("/logout", tags=["auth"])
+async def logout(caller: AuthCaller, svc: ServicesDep) -> s.MessageOut:
+    """Log out everywhere: every token of the caller, this one included, stops working."""
+    await svc.wallet.call(svc.wallet.stub.LogoutAll, wallet_pb2.LogoutAllRequest(), caller)
+    return s.MessageOut(msg="Logged out everywhere")
+
+
 # --- admin --------------------------------------------------------------------------------------
 
 
