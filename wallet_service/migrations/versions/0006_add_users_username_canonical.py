@@ -30,10 +30,6 @@ def upgrade() -> None:
     update = sa.text("UPDATE users SET username_canonical = :canonical WHERE id = :id")
     for user_id, value in canonical.items():
         conn.execute(update, {"id": user_id, "canonical": value})
-    if conn.dialect.name == "sqlite":
-        # Batch mode copies `users` and drops the original, which accounts and transactions
-        # reference; deferred, the foreign keys are checked at commit, when the copy is back.
-        conn.execute(sa.text("PRAGMA defer_foreign_keys = ON"))
     with op.batch_alter_table("users") as batch:
         batch.alter_column("username_canonical", existing_type=sa.String(64), nullable=False)
         batch.create_index("uq_users_username_canonical", ["username_canonical"], unique=True)
@@ -53,8 +49,6 @@ def _refuse_collisions(rows: list[sa.Row[tuple[str, str]]], canonical: dict[str,
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":  # batch mode copies `users`: see 0006
-        op.execute("PRAGMA defer_foreign_keys = ON")
     with op.batch_alter_table("users") as batch:
         batch.drop_index("uq_users_username_canonical")
         batch.drop_column("username_canonical")

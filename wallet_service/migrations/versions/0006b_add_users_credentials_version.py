@@ -23,7 +23,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":  # batch mode copies `users`: see 0006
-        op.execute("PRAGMA defer_foreign_keys = ON")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("credentials_version")
