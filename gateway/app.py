@@ -150,7 +150,7 @@ Limit = Annotated[int | None, Query(ge=1, le=200, description="Page size (defaul
 # Every wallet-backed route can answer with these; documented so clients (and schemathesis) know.
 _ERROR_STATUSES = {
     400: "Malformed JSON, wrong types, unknown fields or a value the wallet rejects",
-    401: "Missing, invalid or expired token, or wrong credentials",
+    401: "Missing, invalid, expired or revoked token, or wrong credentials",
     403: "Not allowed (e.g. a normal user on /admin)",
     404: "No such user or transaction (or not yours)",
     409: "Username taken, or Idempotency-Key reused with a different request",
