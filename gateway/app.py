@@ -145,7 +145,7 @@ Limit = Annotated[int | None, Query(ge=1, le=200, description="Page size (defaul
 # Every wallet-backed route can answer with these; documented so clients (and schemathesis) know.
 _ERROR_STATUSES = {
     400: "Malformed JSON, wrong types, unknown fields or a value the wallet rejects",
-    401: "Missing, invalid or expired token, or wrong credentials",
+    401: "Missing, invalid, expired or revoked token, or wrong credentials",
     403: "Not allowed (e.g. a normal user on /admin)",
     404: "No such user or transaction (or not yours)",
     409: "Username taken, or Idempotency-Key reused with a different request",
@@ -284,6 +284,26 @@ async def delete_me(caller: AuthCaller, svc: ServicesDep) -> s.UserResultOut:
     request = wallet_pb2.DeleteAccountRequest()
     reply = await svc.wallet.call(svc.wallet.stub.DeleteAccount, request, caller)
     return s.UserResultOut(msg="Account deleted", user=s.UserOut.from_proto(reply))
+
+
+@router.post("/me/password", tags=["auth"])
+async def change_password(
+    body: s.PasswordChangeIn, caller: AuthCaller, svc: ServicesDep
+) -> s.LoginOut:
+    """Needs the current password; every older token stops working, the new one answered
+    here keeps the caller logged in."""
+    request = wallet_pb2.ChangePasswordRequest(
+        current_password=body.current_password, new_password=body.new_password
+    )
+    reply = await svc.wallet.call(svc.wallet.stub.ChangePassword, request, caller)
+    return s.LoginOut.from_proto(reply)
+
+
+@router.post("/logout", tags=["auth"])
+async def logout(caller: AuthCaller, svc: ServicesDep) -> s.MessageOut:
+    """Log out everywhere: every token of the caller, this one included, stops working."""
+    await svc.wallet.call(svc.wallet.stub.LogoutAll, wallet_pb2.LogoutAllRequest(), caller)
+    return s.MessageOut(msg="Logged out everywhere")
 
 
 # --- admin --------------------------------------------------------------------------------------

@@ -121,6 +121,11 @@ class CredentialsIn(RequestBody):
     password: str
 
 
+class PasswordChangeIn(StrictRequestBody):
+    current_password: str
+    new_password: str
+
+
 class MovementIn(StrictRequestBody):
     amount: Amount
     currency: str = "USD"
@@ -155,6 +160,10 @@ class ErrorDetail(BaseModel):
 class ErrorOut(BaseModel):
     msg: str
     error: ErrorDetail
+
+
+class MessageOut(BaseModel):
+    msg: str
 
 
 class StatusOut(BaseModel):

@@ -17,13 +17,15 @@ from typing import Protocol
 
 from common.ratelimit import RateLimit, RateLimiter
 from wallet_service.errors import ResourceExhausted
+from wallet_service.identity import MAX_RAW_LENGTH, canonical_username
 
 
 def lockout_key(username: str) -> str:
-    """The one identity a lockout counts against. Case variants share it; a digest keeps
-    the column fixed-width and any input (even an invalid, huge name) storable."""
-    # At merge with the username normalisation (NFKC + casefold), use that function here.
-    return hashlib.sha256(username.casefold().encode("utf-8", "replace")).hexdigest()
+    """The one identity a lockout counts against: every spelling of a name (case, Unicode
+    compatibility forms) shares it. A digest keeps the column fixed-width and any input
+    (even an invalid, huge name) storable."""
+    canonical = canonical_username((username or "")[:MAX_RAW_LENGTH])
+    return hashlib.sha256(canonical.encode("utf-8", "replace")).hexdigest()
 
 
 class LoginAttempts(Protocol):

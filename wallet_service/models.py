@@ -60,6 +60,7 @@ class User:
     created_at: datetime
     deleted_at: datetime | None
     password_hash: str = field(repr=False)
+    credentials_version: int = 0  # see schema.users.credentials_version
 
     @property
     def is_deleted(self) -> bool:

@@ -32,14 +32,20 @@ users = Table(
     "users",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("username", String(64), nullable=False),
+    Column("username", String(64), nullable=False),  # as registered, for display
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # wallet_service.identity.canonical_username(username): the identity, unique.
+    Column("username_canonical", String(64), nullable=False),
+    # Bumped with every password or role change and by log-out-everywhere; tokens carry the
+    # version they were issued under and die when it moves on.
+    Column("credentials_version", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )
+Index("uq_users_username_canonical", users.c.username_canonical, unique=True)
 
 accounts = Table(
     "accounts",

@@ -19,14 +19,16 @@ from common.ratelimit import RateLimiter, build_rate_limiter
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.database import create_db_engine, migrate
+from wallet_service.errors import WalletError
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
+from wallet_service.identity import UsernameCollisionError
 from wallet_service.limits import Quota
 from wallet_service.lockout_store import SqlLoginAttempts
 from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
-from wallet_service.service import WalletService
+from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlStore
@@ -76,7 +78,11 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
         pool_size=settings.db_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
-    migrate(engine)
+    try:
+        migrate(engine)
+    except UsernameCollisionError as exc:
+        engine.dispose()
+        raise ConfigError(str(exc)) from exc
     scorer: Scorer
     if settings.fraud_address:
         scorer = GrpcFraudScorer(
@@ -105,9 +111,19 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
         money_quota=Quota(
             limiter, settings.money_per_user, "Too many money requests, try again later"
         ),
+        reserved_usernames=frozenset({settings.admin_username} - {""}),
     )
     if settings.admin_username and settings.admin_password:
-        service.bootstrap_admin(username=settings.admin_username, password=settings.admin_password)
+        try:
+            service.bootstrap_admin(
+                username=settings.admin_username, password=settings.admin_password
+            )
+        except AdminBootstrapRefused as exc:
+            engine.dispose()
+            raise ConfigError(str(exc)) from exc
+        except WalletError as exc:  # e.g. a name or password the policy refuses
+            engine.dispose()
+            raise ConfigError(f"ADMIN_USERNAME/ADMIN_PASSWORD: {exc.message}") from exc
     return service
 
 
@@ -185,4 +201,8 @@ def main() -> None:
         print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     setup_logging(settings.log_level)
-    serve(settings)
+    try:
+        serve(settings)
+    except ConfigError as exc:  # found at start, e.g. an ADMIN_USERNAME that is not an admin
+        print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc

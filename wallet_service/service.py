@@ -17,12 +17,12 @@ from common.ratelimit import ceil_seconds
 from wallet_service.auth import (
     TokenIssuer,
     hash_password,
-    is_valid_username,
     validate_password,
     validate_username,
     verify_password,
 )
 from wallet_service.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -32,6 +32,7 @@ from wallet_service.errors import (
     Unavailable,
 )
 from wallet_service.group_commit import MovementWriter
+from wallet_service.identity import canonical_if_valid, canonical_username
 from wallet_service.ids import uuid7
 from wallet_service.ledger import replay_outcome, request_fingerprint
 from wallet_service.limits import LoginAttempts, Quota, lockout_key
@@ -55,6 +56,12 @@ from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
 from wallet_service.store import WalletStore
 
 log = logging.getLogger(__name__)
+
+
+class AdminBootstrapRefused(Exception):
+    """ADMIN_USERNAME names an account that is not an admin: promoting it would hand its
+    existing tokens (and whoever holds its password) admin rights, so the wallet stops."""
+
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -94,6 +101,7 @@ class WalletService:
         fraud_fail_closed: bool,
         login_attempts: LoginAttempts,
         money_quota: Quota,
+        reserved_usernames: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.writer = writer
@@ -103,12 +111,17 @@ class WalletService:
         self.fraud_fail_closed = fraud_fail_closed
         self.login_attempts = login_attempts
         self.money_quota = money_quota  # per authenticated user: minting tokens gains nothing
+        # Canonical names nobody may register (the configured admin's, even before the
+        # bootstrap ran, so nobody can claim it first).
+        self.reserved_usernames = frozenset(canonical_username(n) for n in reserved_usernames)
 
     # -- identity -----------------------------------------------------------------------
 
     def register(self, *, username: str, password: str) -> User:
-        validate_username(username)
+        canonical = validate_username(username)
         validate_password(password)
+        if canonical in self.reserved_usernames:
+            raise AlreadyExists("username_taken", f"Username {username!r} is taken")
         return self.store.create_user(
             user_id=uuid7(),
             username=username,
@@ -118,21 +131,71 @@ class WalletService:
         )
 
     def bootstrap_admin(self, *, username: str, password: str) -> User:
+        """Create the configured admin, or keep the existing one (re-keyed, with its older
+        tokens revoked, when the configured password is not its current one). An existing
+        non-admin holder of the name is refused: AdminBootstrapRefused."""
         validate_username(username)
         validate_password(password)
-        return self.store.ensure_admin(
+        holder = self.store.ensure_admin(
             user_id=uuid7(),
             username=username,
             password_hash=hash_password(password),
             now=utc_now(),
         )
+        if holder.role is not Role.ADMIN:
+            raise AdminBootstrapRefused(
+                f"ADMIN_USERNAME={username!r} names an existing ordinary account "
+                f"({holder.username!r}); refusing to promote it: choose another ADMIN_USERNAME"
+            )
+        if holder.is_deleted or not verify_password(holder.password_hash, password):
+            return self.store.reset_admin(user_id=holder.id, password_hash=hash_password(password))
+        return holder
 
     def login(self, *, username: str, password: str) -> tuple[str, int]:
         """Returns (token, seconds until it expires). One message for every failure, so
         the answer does not tell which usernames exist."""
-        # Reserved before the (slow) hash and counted whatever the outcome, so requests in
-        # flight together cannot all slip past the limit.
         key = lockout_key(username)
+        self._reserve_attempt(key)
+        user = self._live_user(username)
+        if not verify_password(user.password_hash if user else None, password or ""):
+            raise Unauthenticated("invalid_credentials", "Invalid username or password")
+        assert user is not None
+        self.login_attempts.clear(key)
+        return self._token(user.id, user.credentials_version)
+
+    def change_password(
+        self, caller: User, *, current_password: str, new_password: str
+    ) -> tuple[str, int]:
+        """Re-key the caller and revoke every older token; returns a fresh token. A wrong
+        current password counts toward the same lockout as a failed login."""
+        validate_password(new_password)
+        key = lockout_key(caller.username)
+        self._reserve_attempt(key)
+        if not verify_password(caller.password_hash, current_password or ""):
+            raise Unauthenticated("invalid_credentials", "Current password is incorrect")
+        self.login_attempts.clear(key)
+        version = self.store.change_password(
+            user_id=caller.id,
+            password_hash=hash_password(new_password),
+            expected_version=caller.credentials_version,
+        )
+        if version is None:  # revoked (or changed) by a concurrent call meanwhile
+            raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
+        return self._token(caller.id, version)
+
+    def logout_all(self, caller: User) -> None:
+        """Revoke every token of the caller, this one included."""
+        self.store.revoke_tokens(user_id=caller.id)
+
+    def _token(self, user_id: str, credentials_version: int) -> tuple[str, int]:
+        token = self.tokens.issue(
+            user_id=user_id, credentials_version=credentials_version, now=utc_now()
+        )
+        return token, self.tokens.ttl_seconds
+
+    def _reserve_attempt(self, key: str) -> None:
+        """Reserved before the (slow) hash and counted whatever the outcome, so requests in
+        flight together cannot all slip past the limit; a success clears it."""
         wait = self.login_attempts.reserve(key, now=utc_now())
         if wait is not None:
             raise ResourceExhausted(
@@ -140,22 +203,20 @@ class WalletService:
                 "Too many failed logins; try again later",
                 retry_after_seconds=ceil_seconds(wait),
             )
-        user = self._live_user(username)
-        if not verify_password(user.password_hash if user else None, password or ""):
-            raise Unauthenticated("invalid_credentials", "Invalid username or password")
-        assert user is not None
-        self.login_attempts.clear(key)
-        return self.tokens.issue(user_id=user.id, now=utc_now()), self.tokens.ttl_seconds
 
     def _live_user(self, username: str) -> User | None:
-        return self.store.get_user_by_username(username) if is_valid_username(username) else None
+        canonical = canonical_if_valid(username)
+        return self.store.get_user_by_username(canonical) if canonical else None
 
     def authenticate(self, token: str) -> User:
-        """The live user behind a bearer token; role and deletion come from the database."""
-        subject = self.tokens.verify(token)
-        user = self.store.get_user(subject) if _is_id(subject) else None
+        """The live user behind a bearer token; role and deletion come from the database,
+        and a token issued before the user's last credentials change is revoked."""
+        claims = self.tokens.verify(token)
+        user = self.store.get_user(claims.user_id) if _is_id(claims.user_id) else None
         if user is None or user.is_deleted:
             raise Unauthenticated("token_invalid", "Token is invalid")
+        if claims.credentials_version != user.credentials_version:
+            raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
         return user
 
     def delete_account(self, caller: User) -> User:
@@ -190,9 +251,9 @@ class WalletService:
     def _recipient(self, caller: User, to_username: str) -> User:
         if not to_username:
             raise InvalidArgument("invalid_recipient", "to_username is required")
-        if to_username == caller.username:
-            raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
         recipient = self._live_user(to_username)
+        if recipient is not None and recipient.id == caller.id:  # `ALICE` is alice too
+            raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
         if recipient is None:
             raise NotFound("recipient_not_found", "Recipient not found")
         return recipient
@@ -412,9 +473,9 @@ class WalletService:
 
     def delete_user(self, caller: User, username: str) -> User:
         _require_admin(caller)
-        if username == caller.username:
-            raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
         target = self._live_user(username)
+        if target is not None and target.id == caller.id:
+            raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
         if target is None:
             raise NotFound("user_not_found", "User not found")
         return self.store.soft_delete_user(

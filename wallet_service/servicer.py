@@ -160,6 +160,22 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     ) -> wallet_pb2.User:
         return _user(self._service.delete_user(current_user(), request.username))
 
+    def ChangePassword(
+        self, request: wallet_pb2.ChangePasswordRequest, context: Context
+    ) -> wallet_pb2.LoginResponse:
+        token, ttl = self._service.change_password(
+            current_user(),
+            current_password=request.current_password,
+            new_password=request.new_password,
+        )
+        return wallet_pb2.LoginResponse(access_token=token, token_type="Bearer", expires_in=ttl)
+
+    def LogoutAll(
+        self, request: wallet_pb2.LogoutAllRequest, context: Context
+    ) -> wallet_pb2.LogoutAllResponse:
+        self._service.logout_all(current_user())
+        return wallet_pb2.LogoutAllResponse()
+
     # -- reply builders -------------------------------------------------------------------
 
     def _format(self, minor: int, currency: str) -> str:

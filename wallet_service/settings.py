@@ -115,14 +115,14 @@ class WalletSettings:
 
 
 def _jwt_secret(env: Mapping[str, str], *, production: bool) -> tuple[str, bool]:
+    """A short secret is refused in every environment: a test or staging deployment signed
+    with a guessable key is one copied .env away from production."""
     secret = env.get("JWT_SECRET_KEY", "").strip()
     if secret:
-        if production and (
-            len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _WEAK_SECRETS
-        ):
+        if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _WEAK_SECRETS:
             raise ConfigError(
-                f"JWT_SECRET_KEY is too weak for production: use at least {MIN_SECRET_BYTES} "
-                "random bytes, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                f"JWT_SECRET_KEY is too weak: use at least {MIN_SECRET_BYTES} random bytes, "
+                "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         return secret, False
     if production:

@@ -42,6 +42,7 @@ from wallet_service.errors import (
     Unavailable,
     WalletError,
 )
+from wallet_service.identity import canonical_username
 from wallet_service.ledger import replay_outcome
 from wallet_service.models import (
     Decision,
@@ -75,19 +76,37 @@ class WalletStore(Protocol):
     def create_user(
         self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
     ) -> User:
-        """Insert a user; AlreadyExists(username_taken) if the name is used (even by a
-        deleted user, so a name can never be taken over)."""
+        """Insert a user; AlreadyExists(username_taken) if the name is used in any case or
+        compatibility form (even by a deleted user, so a name can never be taken over)."""
 
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
-        """Create the admin, or promote and re-key an existing user of that name."""
+        """Insert this admin unless someone holds the name (any form); return whoever holds
+        it, deleted or not, unchanged. Safe when replicas run it at the same moment."""
 
     def get_user(self, user_id: str) -> User | None:
         """The user by id, deleted or not; None if no such id."""
 
     def get_user_by_username(self, username: str) -> User | None:
-        """The live (not deleted) user of that name; None otherwise."""
+        """The live (not deleted) user of that name in any case or compatibility form
+        (compared canonically, wallet_service.identity); None otherwise."""
+
+    def change_password(
+        self, *, user_id: str, password_hash: str, expected_version: int
+    ) -> int | None:
+        """Set the hash and bump the credentials version, only if the live user is still at
+        `expected_version`; the new version, or None when it moved on (or the user is gone)."""
+
+    def revoke_tokens(self, *, user_id: str) -> int:
+        """Bump the credentials version (every token issued before dies); the new version.
+        NotFound(user_not_found) for a deleted or unknown user."""
+
+    def set_role(self, *, user_id: str, role: Role) -> User:
+        """Change the role and bump the credentials version in one transaction."""
+
+    def reset_admin(self, *, user_id: str, password_hash: str) -> User:
+        """Re-key an admin (new hash, not deleted) and bump its credentials version."""
 
     def soft_delete_user(self, *, user_id: str, now: datetime, require_zero_balances: bool) -> User:
         """Mark deleted. With `require_zero_balances`, FailedPrecondition(balance_not_zero)
@@ -193,19 +212,9 @@ class SqlStore:
     def create_user(
         self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
     ) -> User:
-        def work(conn: Connection) -> None:
-            conn.execute(
-                insert(users).values(
-                    id=user_id,
-                    username=username,
-                    password_hash=password_hash,
-                    role=role.value,
-                    created_at=now,
-                )
-            )
-
+        row = _new_user_row(user_id, username, password_hash, role, now)
         try:
-            self._write(work)
+            self._write(lambda conn: conn.execute(insert(users).values(**row)))
         except IntegrityError as exc:
             raise AlreadyExists("username_taken", f"Username {username!r} is taken") from exc
         return User(
@@ -215,27 +224,22 @@ class SqlStore:
             created_at=now,
             deleted_at=None,
             password_hash=password_hash,
+            credentials_version=0,
         )
 
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
-        # One upsert statement, so replicas bootstrapping the same admin at once cannot race.
-        stmt = self._insert(users).values(
-            id=user_id,
-            username=username,
-            password_hash=password_hash,
-            role=Role.ADMIN.value,
-            created_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[users.c.username],
-            set_={"role": Role.ADMIN.value, "password_hash": password_hash, "deleted_at": None},
-        )
+        # One INSERT ... ON CONFLICT DO NOTHING: replicas bootstrapping together cannot race,
+        # and an existing holder of the name is never changed here (the service decides).
+        row = _new_user_row(user_id, username, password_hash, Role.ADMIN, now)
+        stmt = self._insert(users).values(**row).on_conflict_do_nothing()
         self._write(lambda conn: conn.execute(stmt))
-        admin = self.get_user_by_username(username)
-        assert admin is not None
-        return admin
+        with self._read() as conn:
+            found = conn.execute(
+                select(users).where(users.c.username_canonical == row["username_canonical"])
+            ).one()
+        return _user(found)
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support, in this database's dialect."""
@@ -248,8 +252,66 @@ class SqlStore:
 
     def get_user_by_username(self, username: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(_LIVE_USER_BY_NAME, {"username": username}).one_or_none()
+            row = conn.execute(
+                _LIVE_USER_BY_NAME, {"canonical": canonical_username(username)}
+            ).one_or_none()
         return _user(row) if row else None
+
+    def change_password(
+        self, *, user_id: str, password_hash: str, expected_version: int
+    ) -> int | None:
+        return self._bump_credentials(
+            user_id,
+            {"password_hash": password_hash},
+            users.c.credentials_version == expected_version,
+        )
+
+    def revoke_tokens(self, *, user_id: str) -> int:
+        version = self._bump_credentials(user_id, {})
+        if version is None:
+            raise NotFound("user_not_found", "User not found")
+        return version
+
+    def set_role(self, *, user_id: str, role: Role) -> User:
+        if self._bump_credentials(user_id, {"role": role.value}) is None:
+            raise NotFound("user_not_found", "User not found")
+        return self._existing_user(user_id)
+
+    def reset_admin(self, *, user_id: str, password_hash: str) -> User:
+        self._bump_credentials(
+            user_id,
+            {"password_hash": password_hash, "deleted_at": None},
+            users.c.role == Role.ADMIN.value,
+            live_only=False,
+        )
+        return self._existing_user(user_id)
+
+    def _bump_credentials(
+        self,
+        user_id: str,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        live_only: bool = True,
+    ) -> int | None:
+        """UPDATE the user with `values` and credentials_version + 1 in one statement (so
+        the change and the revocation commit together); the new version, or None when no
+        row matched."""
+        where = [users.c.id == user_id, *conditions]
+        if live_only:
+            where.append(users.c.deleted_at.is_(None))
+        stmt = (
+            update(users)
+            .where(*where)
+            .values(**values, credentials_version=users.c.credentials_version + 1)
+            .returning(users.c.credentials_version)
+        )
+        version = self._write(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        return int(version) if version is not None else None
+
+    def _existing_user(self, user_id: str) -> User:
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
 
     def soft_delete_user(self, *, user_id: str, now: datetime, require_zero_balances: bool) -> User:
         def work(conn: Connection) -> None:
@@ -612,7 +674,7 @@ _TRANSACTION_SELECT = _build_transaction_select()
 # CPU than running them.
 _USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 _LIVE_USER_BY_NAME = select(users).where(
-    users.c.username == bindparam("username"), users.c.deleted_at.is_(None)
+    users.c.username_canonical == bindparam("canonical"), users.c.deleted_at.is_(None)
 )
 _PRIOR_BY_KEYS = _TRANSACTION_SELECT.where(
     transactions.c.initiated_by.in_(bindparam("callers", expanding=True)),
@@ -684,7 +746,21 @@ def _user(row: Row[Any]) -> User:
         created_at=as_utc(row.created_at),
         deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
         password_hash=row.password_hash,
+        credentials_version=int(row.credentials_version),
     )
+
+
+def _new_user_row(
+    user_id: str, username: str, password_hash: str, role: Role, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "username": username,
+        "username_canonical": canonical_username(username),
+        "password_hash": password_hash,
+        "role": role.value,
+        "created_at": now,
+    }
 
 
 def _transaction(row: Row[Any]) -> Transaction:

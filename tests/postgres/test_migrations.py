@@ -12,9 +12,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from wallet_service.database import alembic_config, create_db_engine, downgrade, migrate
+from wallet_service.identity import UsernameCollisionError
 from wallet_service.schema import metadata
 
 SCHEMA_TABLES = set(metadata.tables)
@@ -139,3 +140,77 @@ def test_alembic_cli_path_migrates_without_a_handed_over_connection(
     assert schema_diff(empty_engine) == []
     command.downgrade(config, "base")
     assert tables(empty_engine) == set()
+
+
+# -- 0006: the canonical username column on a database that already holds users --------------
+
+
+def _seed_users_at_0005(engine: Engine, names: list[str]) -> None:
+    """Users as the schema before 0006 held them, each with an account referencing it."""
+    migrate(engine, "0005")
+    with engine.begin() as conn:
+        for number, name in enumerate(names):
+            user_id = f"00000000-0000-7000-8000-{number:012d}"
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, username, password_hash, role, created_at) "
+                    "VALUES (:id, :name, 'x', 'user', CURRENT_TIMESTAMP)"
+                ),
+                {"id": user_id, "name": name},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (owner_user_id, currency, kind, balance_minor, "
+                    "created_at) VALUES (:id, 'USD', 'user', 0, CURRENT_TIMESTAMP)"
+                ),
+                {"id": user_id},
+            )
+
+
+def _users(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM users ORDER BY id")).all()]
+
+
+def test_0006_backfills_canonical_names_and_keeps_every_reference(empty_engine: Engine) -> None:
+    _seed_users_at_0005(empty_engine, ["Alice", "bob", "\uff23arol", "Stra\u00dfe"])
+    migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT username, username_canonical, credentials_version FROM users ORDER BY id")
+        ).all()
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM accounts a LEFT JOIN users u ON u.id = a.owner_user_id "
+                "WHERE u.id IS NULL"
+            )
+        ).scalar_one()
+        if empty_engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    assert [tuple(r) for r in rows] == [
+        ("Alice", "alice", 0),
+        ("bob", "bob", 0),
+        ("\uff23arol", "carol", 0),
+        ("Stra\u00dfe", "strasse", 0),
+    ]
+    assert orphans == 0
+    assert schema_diff(empty_engine) == []
+
+
+def test_0006_stops_on_names_that_are_one_identity_and_changes_nothing(
+    empty_engine: Engine,
+) -> None:
+    _seed_users_at_0005(empty_engine, ["bob", "Bob", "dave", "\uff24AVE", "erin"])
+    before = _users(empty_engine)
+    with pytest.raises(UsernameCollisionError) as info:
+        migrate(empty_engine)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    for name in ("'bob'", "'Bob'", "'dave'", "'\uff24AVE'"):
+        assert name in message
+    assert "erin" not in message
+    assert current_revision(empty_engine) == "0005"
+    assert _users(empty_engine) == before  # nothing merged, no column added
+    assert "username_canonical" not in {
+        c["name"] for c in inspect(empty_engine).get_columns("users")
+    }

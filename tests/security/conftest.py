@@ -99,8 +99,10 @@ def admin(
     return Account(name, found.id, bearer(token), token)
 
 
-def set_role(store: SqlStore, user_id: str, role: str) -> None:
-    """What an operator's admin command would do (there is no RPC for promotion)."""
+def set_role_in_database(store: SqlStore, user_id: str, role: str) -> None:
+    """A direct database edit that bypasses the store (so the credentials version stays):
+    the role is still read from the database on every call. `SqlStore.set_role`, what an
+    operator's command uses, also revokes the user's tokens."""
     with store.engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(role=role))
 

@@ -6,7 +6,11 @@ function fails this suite until it is classified here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,8 +20,22 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.helpers import error_reason
-from tests.security.conftest import Account, MakeUser, Unchanged, deposit
+from tests.conftest import (
+    TEST_JWT_SECRET,
+    RunningWallet,
+    database_url,
+    start_wallet,
+    wallet_settings,
+)
+from tests.gateway_server import GatewayThread, gateway_settings
+from tests.helpers import PASSWORD, bearer, error_reason, login, register, unique_name
+from tests.security.conftest import Account, MakeUser, Unchanged, db_snapshot, deposit
+from wallet_service.database import create_db_engine, migrate
+from wallet_service.ids import uuid7
+from wallet_service.models import Role, utc_now
+from wallet_service.store import SqlStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 USER_METHODS = {
     "Register",
@@ -30,6 +48,8 @@ USER_METHODS = {
     "ListTransactions",
     "GetTransaction",
     "DeleteAccount",
+    "ChangePassword",
+    "LogoutAll",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
@@ -192,3 +212,142 @@ def test_user_history_of_others_through_rest_is_refused(
             headers=user.auth_header,
         )
     assert response.status_code == 403
+
+
+# -- the admin bootstrap (ADMIN_USERNAME / ADMIN_PASSWORD) ------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: object) -> str:
+    """An empty database of each kind, for a wallet started just for one test."""
+    return database_url(request.param, tmp_path, pg_database_factory)
+
+
+def _store(url: str) -> SqlStore:
+    engine = create_db_engine(url, pool_size=2)
+    migrate(engine)
+    return SqlStore(engine)
+
+
+def test_bootstrap_refuses_to_promote_an_existing_ordinary_account(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """The real process, ADMIN_USERNAME naming (in another case) someone's plain account:
+    it must not start, must say why in one line naming the variable, and change nothing."""
+    store = _store(fresh_url)
+    name = unique_name("Mallory")
+    store.create_user(
+        user_id=uuid7(), username=name, password_hash="x", role=Role.USER, now=utc_now()
+    )
+    before = db_snapshot(store)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
+        "APP_ENV": "test",
+        "WALLET_ADDR": "127.0.0.1:0",
+        "WALLET_DATABASE_URL": fresh_url,
+        "JWT_SECRET_KEY": TEST_JWT_SECRET,
+        "FRAUD_ADDR": "",
+        "ADMIN_USERNAME": name.lower(),
+        "ADMIN_PASSWORD": "a strong admin password",
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "wallet_service"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,  # hang guard: a wallet that starts anyway would serve until killed
+        )
+        after = db_snapshot(store)
+    finally:
+        store.engine.dispose()
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "ADMIN_USERNAME" in line]
+    assert len(lines) == 1, result.stderr
+    assert "refusing to promote" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert after == before  # not promoted, not re-keyed
+
+
+def test_bootstrap_rekeys_an_existing_admin_and_revokes_its_tokens(
+    fresh_url: str, fraud_addr: str
+) -> None:
+    name = unique_name("boss")
+    first = start_wallet(
+        wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD="first pass 1"),
+        "x",
+    )
+    try:
+        with grpc.insecure_channel(first.addr) as channel:
+            old_token = login(wallet_pb2_grpc.WalletServiceStub(channel), name, "first pass 1")
+    finally:
+        first.server.stop(0)
+    tokens = {}
+    for password in ("first pass 1", "second pass 2"):  # a restart, then a new password
+        running = start_wallet(
+            wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD=password),
+            "x",
+        )
+        try:
+            with grpc.insecure_channel(running.addr) as channel:
+                stub = wallet_pb2_grpc.WalletServiceStub(channel)
+                tokens[password] = _flagged_status(stub, old_token)
+                new_token = login(stub, name, password)
+                assert _flagged_status(stub, new_token) == grpc.StatusCode.OK
+        finally:
+            running.server.stop(0)
+    assert tokens == {
+        "first pass 1": grpc.StatusCode.OK,  # same password: a restart revokes nothing
+        "second pass 2": grpc.StatusCode.UNAUTHENTICATED,
+    }
+
+
+def _flagged_status(stub: wallet_pb2_grpc.WalletServiceStub, token: str) -> grpc.StatusCode:
+    try:
+        stub.ListFlaggedTransactions(
+            wallet_pb2.ListFlaggedTransactionsRequest(limit=1), metadata=bearer(token)
+        )
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.fixture
+def unbootstrapped(fresh_url: str, fraud_addr: str) -> Iterator[tuple[RunningWallet, str, str]]:
+    """A wallet with ADMIN_USERNAME set but no ADMIN_PASSWORD: the admin does not exist yet.
+    Yields the wallet, a gateway URL in front of it and the reserved name."""
+    name = unique_name("Chief")
+    running = start_wallet(
+        wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD=""), "x"
+    )
+    gateway = GatewayThread(gateway_settings(running.addr))
+    gateway.start()
+    yield running, gateway.url, name
+    gateway.stop()
+    running.server.stop(0)
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_the_admin_name_is_reserved_before_the_bootstrap_runs(
+    unbootstrapped: tuple[RunningWallet, str, str],
+) -> None:
+    running, url, name = unbootstrapped
+    before = db_snapshot(running.store)
+    with grpc.insecure_channel(running.addr) as channel:
+        stub = wallet_pb2_grpc.WalletServiceStub(channel)
+        for variant in (name, name.lower(), _fullwidth(name.upper())):
+            with pytest.raises(grpc.RpcError) as info:
+                register(stub, variant)
+            assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS, variant
+            assert error_reason(info.value) == "username_taken", variant
+        with httpx.Client(base_url=url, timeout=20) as rest:
+            response = rest.post("/register", json={"username": name.upper(), "password": PASSWORD})
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["code"] == "username_taken"
+        assert db_snapshot(running.store) == before
+        register(stub)  # control: other names register fine

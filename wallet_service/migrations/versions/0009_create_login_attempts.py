@@ -1,14 +1,14 @@
 """create login_attempts (the login lockout shared by every wallet replica)
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0006b
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0006b"
 branch_labels = None
 depends_on = None
 
