@@ -90,7 +90,10 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
         )
     else:
         scorer = ThresholdScorer(settings.fraud_threshold)
-    store = SqlStore(engine)
+    # The pool holds pool_size + as many overflow connections; sender turns may hold all
+    # but a reserve of them, so feature reads, the writer and other calls always get one.
+    capacity = 2 * settings.db_pool_size
+    store = SqlStore(engine, sender_turn_connections=max(1, capacity - max(2, capacity // 4)))
     writer: MovementWriter = (
         GroupCommitWriter(store, max_batch=settings.group_commit_max_batch)
         if settings.group_commit

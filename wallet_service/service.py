@@ -281,11 +281,28 @@ class WalletService:
             if existing is not None:
                 return _settled(replay_outcome(existing, fingerprint))
         self._check_money_quota(caller)
+        # The sender's turn spans features, score and commit, so every earlier movement of
+        # this sender is in the features: a burst scores as the same movements in sequence.
+        # (A same-key call racing this one is replayed by the writer; no second probe.)
+        with self.store.sender_turn(caller.id):
+            plan = self._scored_plan(caller, tx_type, amount, currency, key, fingerprint, recipient)
+            return _settled(self.writer.apply(plan))
+
+    def _scored_plan(
+        self,
+        caller: User,
+        tx_type: TxType,
+        amount: int,
+        currency: str,
+        key: str,
+        fingerprint: str,
+        recipient: User | None,
+    ) -> MovementPlan:
         debit = None if tx_type is TxType.DEPOSIT else caller.id
         credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
-        now = utc_now()
+        now = utc_now()  # taken in the turn, so it is after every earlier movement's time
         verdict = self._score(caller, tx_type, amount, currency, debit, recipient, now)
-        plan = MovementPlan(
+        return MovementPlan(
             tx_id=uuid7(),
             type=tx_type,
             currency=currency,
@@ -303,7 +320,6 @@ class WalletService:
             created_at=now,
             report_balance_of=caller.id,
         )
-        return _settled(self.writer.apply(plan))
 
     def _check_money_quota(self, caller: User) -> None:
         """After the replay lookup: a retry gets its original answer, never a 429."""

@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -61,6 +61,7 @@ from wallet_service.models import (
     as_utc,
 )
 from wallet_service.schema import accounts, ledger_entries, transactions, users
+from wallet_service.sender_turns import SenderTurns
 
 T = TypeVar("T")
 
@@ -121,11 +122,18 @@ class WalletStore(Protocol):
     def find_by_idempotency_key(self, *, initiated_by: str, key: str) -> Transaction | None:
         """The transaction the caller recorded under `key`, if any."""
 
+    def sender_turn(self, user_id: str) -> AbstractContextManager[None]:
+        """Hold this user's turn to score and commit one movement: while held, no other
+        movement of the user, in this process or another sharing the database, is between
+        its feature read and its commit (see wallet_service.sender_turns). Unavailable
+        (sender_busy) if the turn is not free within the wait limit."""
+
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
     ) -> MovementFeatures:
         """Counts and sums of the user's completed movements in `currency` over the last
-        hour and day, read without locks."""
+        hour and day, read without locks (call it inside `sender_turn` so the movements of
+        the user still in flight have committed)."""
 
     def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
         """Apply the movements in one database transaction, each on its own terms: debit
@@ -159,9 +167,13 @@ class WalletStore(Protocol):
 class SqlStore:
     """`WalletStore` on SQLAlchemy Core; the same statements serve SQLite and PostgreSQL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sender_turn_connections: int = 8) -> None:
+        """`sender_turn_connections`: how many pooled connections PostgreSQL sender turns
+        may hold at once; keep it below the pool's capacity so reads and writes always
+        find a connection."""
         self._engine = engine
         self._is_postgres = engine.dialect.name == "postgresql"
+        self.sender_turns = SenderTurns(engine, max_connections=sender_turn_connections)
 
     @property
     def engine(self) -> Engine:
@@ -375,6 +387,9 @@ class SqlStore:
                 return None
             row = conn.execute(_PRIOR_BY_KEYS, {"callers": [initiated_by], "keys": [key]}).one()
         return _transaction(row)
+
+    def sender_turn(self, user_id: str) -> AbstractContextManager[None]:
+        return self.sender_turns.turn(user_id)
 
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
