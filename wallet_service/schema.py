@@ -37,6 +37,10 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # Set by an admin's freeze: the user can still log in and read, but moves no money.
+    Column("frozen_at", DateTime(timezone=True), nullable=True),
+    Column("frozen_by", String(36), ForeignKey("users.id"), nullable=True),
+    Column("frozen_reason", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )
