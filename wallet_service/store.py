@@ -133,10 +133,26 @@ class WalletStore(Protocol):
         """Newest first, at most `query.limit` rows."""
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         """Resolve a pending flagged transaction. NotFound if absent or not flagged;
-        FailedPrecondition(already_reviewed) if it was resolved before."""
+        FailedPrecondition(already_reviewed) if it was resolved before. With
+        `freeze_reason`, the transaction's initiator is frozen in the same database
+        transaction (an earlier freeze record is kept)."""
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        """Freeze a live user (who, when, why); a frozen user stays as first frozen.
+        NotFound(user_not_found) if no live user has that id."""
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        """Clear the freeze of a live user (no-op if not frozen); NotFound otherwise."""
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         """Hide from the owners' listings (idempotent); balances never change."""
@@ -500,7 +516,14 @@ class SqlStore:
         return [_transaction(r) for r in rows]
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         def work(conn: Connection) -> None:
             result = conn.execute(
@@ -518,6 +541,11 @@ class SqlStore:
                 )
             )
             if result.rowcount == 1:
+                if freeze_reason is not None:
+                    initiator = select(transactions.c.initiated_by).where(
+                        transactions.c.id == tx_id
+                    )
+                    _freeze(conn, initiator.scalar_subquery(), reviewer_id, freeze_reason, now)
                 return
             current = conn.execute(
                 select(transactions.c.flagged).where(transactions.c.id == tx_id)
@@ -530,6 +558,31 @@ class SqlStore:
         found = self.get_transaction(tx_id)
         assert found is not None
         return found
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        def work(conn: Connection) -> None:
+            _freeze(conn, user_id, frozen_by, reason, now)
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+                .values(frozen_at=None, frozen_by=None, frozen_reason=None)
+            )
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def _user_after_write(self, user_id: str) -> User:
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         def work(conn: Connection) -> None:
@@ -742,6 +795,24 @@ def _transaction(row: Row[Any]) -> Transaction:
         initiator_balance_after_minor=row.initiator_balance_after_minor,
         note=row.note,
     )
+
+
+def _freeze(conn: Connection, user_id: Any, frozen_by: str, reason: str, now: datetime) -> None:
+    """Freeze the live user `user_id` (a value or a scalar subquery) unless frozen already:
+    the first record of who, when and why is the one kept."""
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.deleted_at.is_(None), users.c.frozen_at.is_(None))
+        .values(frozen_at=now, frozen_by=frozen_by, frozen_reason=reason)
+    )
+
+
+def _require_live_user(conn: Connection, user_id: str) -> None:
+    live = conn.execute(
+        select(users.c.id).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+    ).scalar_one_or_none()
+    if live is None:
+        raise NotFound("user_not_found", "User not found")
 
 
 def _storage_unavailable() -> Unavailable:
