@@ -123,8 +123,10 @@ class WalletStore(Protocol):
         Per plan, the result is its outcome (a replay of the stored one when the caller's
         idempotency key was used before with the same request) or the WalletError that
         refused it: AlreadyExists(idempotency_key_reused), FailedPrecondition
-        (insufficient_funds | already_reversed), NotFound(recipient_not_found). Locks the
-        users credited (share) and the accounts touched (update, in id order) until commit."""
+        (insufficient_funds | already_reversed | account_frozen | balance_limit_exceeded),
+        NotFound(recipient_not_found); each decided by `ledger.decide_movement`. Locks the
+        users debited or credited (share) and the accounts touched (update, in id order)
+        until commit."""
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         """The transaction by id, deleted or not; None if there is none."""

@@ -217,3 +217,18 @@ def test_grpc_answers_show_fraud_and_review_fields_to_admins_only(
     assert as_admin.fraud_reasons and as_admin.fraud_rules_version
     assert as_admin.review_status == "cleared" and as_admin.reviewed_by == admin.user_id
     assert as_admin.review_note == "checked the other party" and as_admin.reviewed_at
+
+
+def test_who_froze_a_user_and_why_is_for_admins_only(
+    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, admin: Account
+) -> None:
+    user = make_user()
+    by_admin = stub.FreezeUser(
+        wallet_pb2.FreezeUserRequest(username=user.username, reason="internal case 42"),
+        metadata=admin.metadata,
+    )
+    assert by_admin.frozen and by_admin.frozen_by == admin.user_id
+    assert by_admin.frozen_reason == "internal case 42"
+    own = stub.DeleteAccount(wallet_pb2.DeleteAccountRequest(), metadata=user.metadata)
+    assert own.frozen and own.frozen_at  # the user may know they are frozen...
+    assert own.frozen_by == "" and own.frozen_reason == ""  # ...not by whom or why
