@@ -333,7 +333,10 @@ async def review(
     transaction_id: TransactionId, body: s.ReviewIn, caller: AuthCaller, svc: ServicesDep
 ) -> s.AdminTransactionResultOut:
     request = wallet_pb2.ReviewTransactionRequest(
-        transaction_id=transaction_id, resolution=body.resolution, note=body.note
+        transaction_id=transaction_id,
+        resolution=body.resolution,
+        note=body.note,
+        freeze=body.freeze,
     )
     reply = await svc.wallet.call(svc.wallet.stub.ReviewTransaction, request, caller)
     return s.AdminTransactionResultOut(
@@ -376,6 +379,29 @@ async def delete_user(
     request = wallet_pb2.DeleteUserRequest(username=username)
     reply = await svc.wallet.call(svc.wallet.stub.DeleteUser, request, caller)
     return s.UserResultOut(msg="User deleted", user=s.UserOut.from_proto(reply))
+
+
+@router.post("/admin/users/{username}/freeze", tags=["admin"])
+async def freeze_user(
+    username: Annotated[str, Path(min_length=1, max_length=128)],
+    body: s.FreezeIn,
+    caller: AuthCaller,
+    svc: ServicesDep,
+) -> s.AdminUserResultOut:
+    request = wallet_pb2.FreezeUserRequest(username=username, reason=body.reason)
+    reply = await svc.wallet.call(svc.wallet.stub.FreezeUser, request, caller)
+    return s.AdminUserResultOut(msg="User frozen", user=s.AdminUserOut.from_proto(reply))
+
+
+@router.post("/admin/users/{username}/unfreeze", tags=["admin"])
+async def unfreeze_user(
+    username: Annotated[str, Path(min_length=1, max_length=128)],
+    caller: AuthCaller,
+    svc: ServicesDep,
+) -> s.AdminUserResultOut:
+    request = wallet_pb2.UnfreezeUserRequest(username=username)
+    reply = await svc.wallet.call(svc.wallet.stub.UnfreezeUser, request, caller)
+    return s.AdminUserResultOut(msg="User unfrozen", user=s.AdminUserOut.from_proto(reply))
 
 
 # --- probes -------------------------------------------------------------------------------------

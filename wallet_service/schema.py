@@ -42,6 +42,10 @@ users = Table(
     # Bumped with every password or role change and by log-out-everywhere; tokens carry the
     # version they were issued under and die when it moves on.
     Column("credentials_version", Integer, nullable=False, server_default=text("0")),
+    # Set by an admin's freeze: the user can still log in and read, but moves no money.
+    Column("frozen_at", DateTime(timezone=True), nullable=True),
+    Column("frozen_by", String(36), ForeignKey("users.id"), nullable=True),
+    Column("frozen_reason", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -43,7 +43,12 @@ from wallet_service.errors import (
     WalletError,
 )
 from wallet_service.identity import canonical_username
-from wallet_service.ledger import replay_outcome
+from wallet_service.ledger import (
+    LockedAccount,
+    MovementDecision,
+    MovementFacts,
+    decide_movement,
+)
 from wallet_service.models import (
     Decision,
     FraudReason,
@@ -69,6 +74,9 @@ MAX_WRITE_ATTEMPTS = 8
 FEATURE_WINDOW_LIMIT = 200
 # PostgreSQL serialization failure and deadlock: safe to retry the whole transaction.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
+MovementResult = MovementOutcome | WalletError
 
 
 class WalletStore(Protocol):
@@ -142,8 +150,10 @@ class WalletStore(Protocol):
         Per plan, the result is its outcome (a replay of the stored one when the caller's
         idempotency key was used before with the same request) or the WalletError that
         refused it: AlreadyExists(idempotency_key_reused), FailedPrecondition
-        (insufficient_funds | already_reversed), NotFound(recipient_not_found). Locks the
-        users credited (share) and the accounts touched (update, in id order) until commit."""
+        (insufficient_funds | already_reversed | account_frozen | balance_limit_exceeded),
+        NotFound(recipient_not_found); each decided by `ledger.decide_movement`. Locks the
+        users debited or credited (share) and the accounts touched (update, in id order)
+        until commit."""
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         """The transaction by id, deleted or not; None if there is none."""
@@ -152,10 +162,26 @@ class WalletStore(Protocol):
         """Newest first, at most `query.limit` rows."""
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         """Resolve a pending flagged transaction. NotFound if absent or not flagged;
-        FailedPrecondition(already_reviewed) if it was resolved before."""
+        FailedPrecondition(already_reviewed) if it was resolved before. With
+        `freeze_reason`, the transaction's initiator is frozen in the same database
+        transaction (an earlier freeze record is kept)."""
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        """Freeze a live user (who, when, why); a frozen user stays as first frozen.
+        NotFound(user_not_found) if no live user has that id."""
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        """Clear the freeze of a live user (no-op if not frozen); NotFound otherwise."""
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         """Hide from the owners' listings (idempotent); balances never change."""
@@ -430,22 +456,27 @@ class SqlStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _lock_live_users(self, conn: Connection, user_ids: set[str]) -> set[str]:
-        """Share-lock the live users among `user_ids` (PostgreSQL: a concurrent soft
-        deletion waits for us; SQLite is serialised by BEGIN IMMEDIATE anyway)."""
-        if not user_ids:
-            return set()
+    def _lock_users(
+        self, conn: Connection, user_ids: set[str | None]
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """Share-lock the live users among `user_ids`; returns (live, frozen among them).
+        PostgreSQL: a concurrent soft deletion or freeze waits for us (and we for it);
+        SQLite is serialised by BEGIN IMMEDIATE anyway."""
+        ids = sorted(i for i in user_ids if i)
+        if not ids:
+            return frozenset(), frozenset()
         rows = conn.execute(
-            select(users.c.id)
-            .where(users.c.id.in_(sorted(user_ids)), users.c.deleted_at.is_(None))
+            select(users.c.id, users.c.frozen_at)
+            .where(users.c.id.in_(ids), users.c.deleted_at.is_(None))
             .order_by(users.c.id)
             .with_for_update(read=True)
-        ).scalars()
-        return set(rows)
+        ).all()
+        live = frozenset(r.id for r in rows)
+        return live, frozenset(r.id for r in rows if r.frozen_at is not None)
 
     def _lock_accounts(
         self, conn: Connection, wanted: set[AccountKey], create: set[AccountKey], now: datetime
-    ) -> dict[AccountKey, _Account]:
+    ) -> dict[AccountKey, LockedAccount]:
         """Lock the accounts named by `wanted` in id order (so concurrent batches cannot
         deadlock), creating the ones in `create` that do not exist yet."""
         found = self._select_accounts(conn, wanted)
@@ -469,7 +500,7 @@ class SqlStore:
 
     def _select_accounts(
         self, conn: Connection, keys: set[AccountKey]
-    ) -> dict[AccountKey, _Account]:
+    ) -> dict[AccountKey, LockedAccount]:
         owners = {owner for owner, _ in keys if owner}
         currencies = {currency for _, currency in keys}
         matches_owner: ColumnElement[bool] = accounts.c.owner_user_id.in_(sorted(owners))
@@ -488,7 +519,7 @@ class SqlStore:
             .with_for_update()
         ).all()
         return {
-            (row.owner_user_id, row.currency): _Account(
+            (row.owner_user_id, row.currency): LockedAccount(
                 id=int(row.id), is_user=row.kind == "user", balance=int(row.balance_minor)
             )
             for row in rows
@@ -564,7 +595,14 @@ class SqlStore:
         return [_transaction(r) for r in rows]
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         def work(conn: Connection) -> None:
             result = conn.execute(
@@ -582,6 +620,11 @@ class SqlStore:
                 )
             )
             if result.rowcount == 1:
+                if freeze_reason is not None:
+                    initiator = select(transactions.c.initiated_by).where(
+                        transactions.c.id == tx_id
+                    )
+                    _freeze(conn, initiator.scalar_subquery(), reviewer_id, freeze_reason, now)
                 return
             current = conn.execute(
                 select(transactions.c.flagged).where(transactions.c.id == tx_id)
@@ -594,6 +637,31 @@ class SqlStore:
         found = self.get_transaction(tx_id)
         assert found is not None
         return found
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        def work(conn: Connection) -> None:
+            _freeze(conn, user_id, frozen_by, reason, now)
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+                .values(frozen_at=None, frozen_by=None, frozen_reason=None)
+            )
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def _user_after_write(self, user_id: str) -> User:
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         def work(conn: Connection) -> None:
@@ -762,6 +830,9 @@ def _user(row: Row[Any]) -> User:
         deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
         password_hash=row.password_hash,
         credentials_version=int(row.credentials_version),
+        frozen_at=as_utc(row.frozen_at) if row.frozen_at else None,
+        frozen_by=row.frozen_by,
+        frozen_reason=row.frozen_reason,
     )
 
 
@@ -819,45 +890,47 @@ def _transaction(row: Row[Any]) -> Transaction:
     )
 
 
+def _freeze(conn: Connection, user_id: Any, frozen_by: str, reason: str, now: datetime) -> None:
+    """Freeze the live user `user_id` (a value or a scalar subquery) unless frozen already:
+    the first record of who, when and why is the one kept."""
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.deleted_at.is_(None), users.c.frozen_at.is_(None))
+        .values(frozen_at=now, frozen_by=frozen_by, frozen_reason=reason)
+    )
+
+
+def _require_live_user(conn: Connection, user_id: str) -> None:
+    live = conn.execute(
+        select(users.c.id).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+    ).scalar_one_or_none()
+    if live is None:
+        raise NotFound("user_not_found", "User not found")
+
+
 def _storage_unavailable() -> Unavailable:
     return Unavailable(
         "storage_unavailable", "The database is unavailable; retry (with the same idempotency key)"
     )
 
 
-def _insufficient(currency: str, *, missing: bool) -> FailedPrecondition:
-    detail = f"no {currency} balance" if missing else f"not enough {currency}"
-    return FailedPrecondition("insufficient_funds", f"Insufficient funds: {detail}")
-
-
-AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
-MovementResult = MovementOutcome | WalletError
-
-
-@dataclass
-class _Account:
-    id: int
-    is_user: bool
-    balance: int
-
-
 class _Batch:
-    """One group-commit transaction: reads and locks what the plans need, decides each
-    plan in memory against the locked balances, then writes everything in bulk."""
+    """One group-commit transaction: reads and locks what the plans need, asks the pure
+    `ledger.decide_movement` about each plan against the locked balances (earlier plans of
+    the batch applied), then writes everything in bulk. No money rule lives here."""
 
     def __init__(self, store: SqlStore, conn: Connection, plans: Sequence[MovementPlan]) -> None:
         self.store, self.conn, self.plans = store, conn, plans
         self.tx_rows: list[dict[str, Any]] = []
         self.entry_rows: list[dict[str, Any]] = []
-        self.dirty: dict[int, _Account] = {}
-        self.done_by_key: dict[tuple[str, str], MovementOutcome] = {}
+        self.dirty: set[int] = set()
+        self.done_by_key: dict[tuple[str, str], Transaction] = {}
 
     def run(self) -> list[MovementResult]:
         now = max(p.created_at for p in self.plans)
         moving = [p for p in self.plans if not p.rejected]
-        self.live = self.store._lock_live_users(
-            self.conn, {p.credit_user_id for p in moving if p.credit_user_id}
-        )
+        parties = {p.credit_user_id for p in self.plans} | {p.debit_user_id for p in self.plans}
+        self.live, self.frozen = self.store._lock_users(self.conn, parties)
         self.prior, self.reversed_already = self.store._prior_transactions(self.conn, self.plans)
         wanted = {(p.debit_user_id, p.currency) for p in self.plans} | {
             (p.credit_user_id, p.currency) for p in self.plans
@@ -871,110 +944,69 @@ class _Batch:
         return results
 
     def _decide(self, plan: MovementPlan) -> MovementResult:
-        try:
-            return self._apply(plan)
-        except WalletError as refused:
-            return refused
-
-    def _apply(self, plan: MovementPlan) -> MovementOutcome:
         key = (plan.initiated_by, plan.idempotency_key) if plan.idempotency_key else None
-        if key and key in self.prior:
-            return replay_outcome(self.prior[key], plan.request_fingerprint)
-        if key and key in self.done_by_key:
-            return replay_outcome(self.done_by_key[key].transaction, plan.request_fingerprint)
-        if plan.reverses_transaction_id in self.reversed_already:
-            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
+        decision = decide_movement(plan, self._facts(plan, key))
+        if isinstance(decision, WalletError):
+            return decision
+        if decision.record:
+            self._absorb(plan, decision)
+            if key:
+                self.done_by_key[key] = decision.transaction
+        return decision.outcome
+
+    def _facts(self, plan: MovementPlan, key: tuple[str, str] | None) -> MovementFacts:
+        prior = (self.prior.get(key) or self.done_by_key.get(key)) if key else None
+        reported = plan.report_balance_of
+        return MovementFacts(
+            prior=prior,
+            already_reversed=plan.reverses_transaction_id in self.reversed_already,
+            debit=self.accounts.get((plan.debit_user_id, plan.currency)),
+            credit=self.accounts.get((plan.credit_user_id, plan.currency)),
+            reported=self.accounts.get((reported, plan.currency)) if reported else None,
+            live_users=self.live,
+            frozen_users=self.frozen,
+        )
+
+    def _absorb(self, plan: MovementPlan, decision: MovementDecision) -> None:
+        """Apply a decision to the batch's view of the locked accounts and queue its rows."""
+        by_id = {a.id: key for key, a in self.accounts.items()}
+        for account_id, balance in decision.new_balances.items():
+            key = by_id[account_id]
+            self.accounts[key] = replace(self.accounts[key], balance=balance)
+            self.dirty.add(account_id)
+        self.entry_rows += [
+            {
+                "transaction_id": plan.tx_id,
+                "account_id": e.account_id,
+                "amount_minor": e.amount_minor,
+            }
+            for e in decision.entries
+        ]
         debit = self.accounts.get((plan.debit_user_id, plan.currency))
         credit = self.accounts.get((plan.credit_user_id, plan.currency))
-        if plan.rejected:
-            outcome = self._record(plan, TxStatus.REJECTED, debit, credit)
-        else:
-            if plan.credit_user_id and plan.credit_user_id not in self.live:
-                raise NotFound("recipient_not_found", "Recipient not found")
-            if debit is None or (debit.is_user and debit.balance < plan.amount_minor):
-                raise _insufficient(plan.currency, missing=debit is None)
-            assert credit is not None  # created by _lock_accounts
-            debit.balance -= plan.amount_minor
-            credit.balance += plan.amount_minor
-            self.dirty[debit.id], self.dirty[credit.id] = debit, credit
-            self.entry_rows += [
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": debit.id,
-                    "amount_minor": -plan.amount_minor,
-                },
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": credit.id,
-                    "amount_minor": plan.amount_minor,
-                },
-            ]
-            outcome = self._record(plan, TxStatus.COMPLETED, debit, credit)
+        self.tx_rows.append(
+            _transaction_row(
+                decision.transaction, debit.id if debit else None, credit.id if credit else None
+            )
+        )
         if plan.reverses_transaction_id:
             self.reversed_already.add(plan.reverses_transaction_id)
-        if key:
-            self.done_by_key[key] = outcome
-        return outcome
-
-    def _record(
-        self, plan: MovementPlan, status: TxStatus, debit: _Account | None, credit: _Account | None
-    ) -> MovementOutcome:
-        reported = self.accounts.get((plan.report_balance_of, plan.currency))
-        balance = reported.balance if reported and plan.report_balance_of else 0
-        tx = _planned_transaction(
-            plan, status, balance, from_known=debit is not None, to_known=credit is not None
-        )
-        self.tx_rows.append(
-            _transaction_row(tx, debit.id if debit else None, credit.id if credit else None)
-        )
-        return MovementOutcome(transaction=tx, balance_after_minor=balance, replayed=False)
 
     def _write(self) -> None:
         """Final balances (absolute values of rows we hold locked), then the transaction rows
         (a unique-key race raises IntegrityError and the whole batch reruns), then entries."""
         if self.dirty:
+            by_id = {a.id: a for a in self.accounts.values()}
             self.conn.execute(
                 update(accounts)
                 .where(accounts.c.id == bindparam("account_id"))
                 .values(balance_minor=bindparam("new_balance")),
-                [{"account_id": a.id, "new_balance": a.balance} for a in self.dirty.values()],
+                [{"account_id": i, "new_balance": by_id[i].balance} for i in sorted(self.dirty)],
             )
         if self.tx_rows:
             self.conn.execute(insert(transactions), self.tx_rows)
         if self.entry_rows:
             self.conn.execute(insert(ledger_entries), self.entry_rows)
-
-
-def _planned_transaction(
-    plan: MovementPlan, status: TxStatus, balance: int, *, from_known: bool, to_known: bool
-) -> Transaction:
-    flagged = plan.verdict is not None and plan.verdict.flagged
-    return Transaction(
-        id=plan.tx_id,
-        type=plan.type,
-        status=status,
-        currency=plan.currency,
-        amount_minor=plan.amount_minor,
-        from_user_id=plan.debit_user_id if from_known else None,
-        from_username=plan.debit_username if from_known else None,
-        to_user_id=plan.credit_user_id if to_known else None,
-        to_username=plan.credit_username if to_known else None,
-        initiated_by=plan.initiated_by,
-        idempotency_key=plan.idempotency_key,
-        request_fingerprint=plan.request_fingerprint,
-        created_at=plan.created_at,
-        deleted_at=None,
-        verdict=plan.verdict,
-        flagged=flagged,
-        review_status=ReviewStatus.PENDING if flagged else None,
-        reviewed_by=None,
-        reviewed_at=None,
-        review_note=None,
-        reverses_transaction_id=plan.reverses_transaction_id,
-        reversed_by_transaction_id=None,
-        initiator_balance_after_minor=balance,
-        note=plan.note,
-    )
 
 
 def _transaction_row(tx: Transaction, from_id: int | None, to_id: int | None) -> dict[str, Any]:

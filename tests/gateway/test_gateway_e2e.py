@@ -313,7 +313,7 @@ def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: dict[str, 
     reversed_ = api.post(
         f"/admin/transactions/{tx}/reverse",
         json={"reason": "card chargeback"},
-        headers={**admin, "Idempotency-Key": "rev-1"},
+        headers={**admin, "Idempotency-Key": "rev-gateway-e2e"},
     )
     assert reversed_.status_code == 201, reversed_.text
     assert reversed_.json() == {

@@ -175,7 +175,8 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer",
         "/transactions", "/transactions/{transaction_id}", "/me", "/me/password", "/logout",
         "/admin/flagged",
-        f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}", "/healthz", "/readyz",
+        f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
+        "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

@@ -57,6 +57,8 @@ ADMIN_METHODS = {
     "ReverseTransaction",
     "DeleteTransaction",
     "DeleteUser",
+    "FreezeUser",
+    "UnfreezeUser",
 }
 
 
@@ -95,6 +97,18 @@ def _admin_calls(
         ),
         "DeleteUser": lambda md: stub.DeleteUser(
             wallet_pb2.DeleteUserRequest(username=victim), metadata=md
+        ),
+        "FreezeUser": lambda md: stub.FreezeUser(
+            wallet_pb2.FreezeUserRequest(username=victim, reason="x"), metadata=md
+        ),
+        "UnfreezeUser": lambda md: stub.UnfreezeUser(
+            wallet_pb2.UnfreezeUserRequest(username=victim), metadata=md
+        ),
+        "ReviewTransaction(freeze)": lambda md: stub.ReviewTransaction(
+            wallet_pb2.ReviewTransactionRequest(
+                transaction_id=tx, resolution="confirmed_fraud", freeze=True
+            ),
+            metadata=md,
         ),
         "ListTransactions(username)": lambda md: stub.ListTransactions(
             wallet_pb2.ListTransactionsRequest(username=victim), metadata=md
@@ -173,7 +187,11 @@ def _fill(path: str, targets: dict[str, str]) -> str:
     return path.replace("{transaction_id}", targets["tx"]).replace("{username}", targets["victim"])
 
 
-BODIES = {"review": {"resolution": "cleared", "note": "x"}, "reverse": {"reason": "x"}}
+BODIES = {
+    "review": {"resolution": "cleared", "note": "x"},
+    "reverse": {"reason": "x"},
+    "freeze": {"reason": "x"},
+}
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)

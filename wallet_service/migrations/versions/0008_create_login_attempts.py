@@ -1,14 +1,14 @@
 """create login_attempts (the login lockout shared by every wallet replica)
 
-Revision ID: 0009
-Revises: 0006b
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0006b"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

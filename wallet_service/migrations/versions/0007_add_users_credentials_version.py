@@ -1,13 +1,13 @@
 """add users.credentials_version (tokens carry it; bumping it revokes older tokens)
 
-Revision ID: 0006b
+Revision ID: 0007
 Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006b"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
