@@ -16,17 +16,21 @@ Writes `summary.json` and `summary.txt` under DIR and exits 1 when any violation
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from chaos.checker import admin_queue, check
 from chaos.faults import (
@@ -85,26 +89,52 @@ class Counted:
     `hang_guard` (seconds) only bounds each wait so a stuck run fails instead of hanging."""
 
     kinds: list[str]
-    observe: int = 3  # failed attempts (wallet kill) or UNSCORED acks (fraud faults) per fault
+    observe: int = 3  # failed attempts (wallet kill) or UNSCORED movements (fraud faults)
     ops_between: int = 10  # acknowledged operations on a healthy system before each fault
     ops_after_heal: int = 100
     hang_guard: float = 180.0
 
 
-def _hold(workload: Workload, plan: Counted) -> Hold:
+def _hold(workload: Workload, plan: Counted, unscored: Callable[[], int]) -> Hold:
     def hold(kind: str) -> bool:
-        mark = workload.progress()
         if kind == KILL_WALLET:  # clients that pick the dead replica fail and retry
+            mark = workload.progress()
             return workload.wait_until(
                 lambda p: p.failed_attempts >= mark.failed_attempts + plan.observe,
                 plan.hang_guard,
             )
-        # Every fraud fault makes the wallet fail open: movements complete UNSCORED.
-        return workload.wait_until(
-            lambda p: p.unscored >= mark.unscored + plan.observe, plan.hang_guard
-        )
+        # Every fraud fault makes the wallet fail open: movements complete UNSCORED. Only
+        # admins see a movement's fraud decision, so the ledger itself is counted.
+        return _poll_until(lambda n: n >= plan.observe, unscored, plan.hang_guard)
 
     return hold
+
+
+def _unscored_counter(database_url: str) -> tuple[Callable[[], int], Engine]:
+    """How many movements the ledger holds that were committed without a fraud verdict."""
+    engine = create_engine(database_url)
+    query = text("SELECT count(*) FROM transactions WHERE fraud_decision = 'UNSCORED'")
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    return count, engine
+
+
+def _poll_until(done: Callable[[int], bool], counter: Callable[[], int], ceiling: float) -> bool:
+    """Poll `counter` until `done(increase since the first read)`; `ceiling` (seconds) is
+    only a hang guard. A read that fails (the database restarting) counts as no change."""
+    mark: int | None = None
+    give_up = time.monotonic() + ceiling
+    while time.monotonic() < give_up:
+        with contextlib.suppress(SQLAlchemyError):
+            current = counter()
+            mark = current if mark is None else mark
+            if done(current - mark):
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def _acks(workload: Workload, count: int, ceiling: float) -> bool:
@@ -113,7 +143,11 @@ def _acks(workload: Workload, count: int, ceiling: float) -> bool:
 
 
 def _drive(
-    injector: FaultInjector, workload: Workload, duration: float, plan: Counted | None
+    injector: FaultInjector,
+    workload: Workload,
+    duration: float,
+    plan: Counted | None,
+    unscored: Callable[[], int],
 ) -> dict[str, Any]:
     """Break things while the workload runs: for `duration` seconds, or by the plan."""
     if plan is None:
@@ -123,7 +157,7 @@ def _drive(
         return {}
     injector.run_counted(
         plan.kinds,
-        _hold(workload, plan),
+        _hold(workload, plan, unscored),
         lambda: _acks(workload, plan.ops_between, plan.hang_guard),
     )
     injector.heal()
@@ -230,7 +264,11 @@ def run_once(
                 raise RuntimeError(f"{wallet.name} did not start; see {wallet.log_path}")
         workload.setup()
         workload.start()
-        driven = _drive(injector, workload, duration, counted)
+        unscored, observer = _unscored_counter(url)
+        try:
+            driven = _drive(injector, workload, duration, counted, unscored)
+        finally:
+            observer.dispose()  # before the database is dropped
         workload.stop(timeout=workload.retry_budget + 30)
         queue = admin_queue(wallet_addrs[0], ADMIN_USERNAME, ADMIN_PASSWORD)
         exit_codes = [w.terminate() for w in wallets]

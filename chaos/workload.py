@@ -83,7 +83,6 @@ class Progress:
 
     acked: int = 0
     failed_attempts: int = 0  # attempts that failed retryably (the client retries them)
-    unscored: int = 0  # acknowledged movements the wallet could not get scored
 
 
 @dataclass
@@ -244,7 +243,7 @@ class Workload:
             op.tx_id = reply.transaction.id
             op.tx_ids_seen.add(reply.transaction.id)
             op.replayed = reply.replayed
-            self._count(acked=1, unscored=int(reply.transaction.fraud_decision == "UNSCORED"))
+            self._count(acked=1)
             return
 
     # -- progress ----------------------------------------------------------------------

@@ -176,6 +176,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     ) -> wallet_pb2.LogoutAllResponse:
         self._service.logout_all(current_user())
         return wallet_pb2.LogoutAllResponse()
+
     def FreezeUser(
         self, request: wallet_pb2.FreezeUserRequest, context: Context
     ) -> wallet_pb2.User:
