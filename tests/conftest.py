@@ -2,7 +2,8 @@
 fresh SQLite files and fresh PostgreSQL databases.
 
 Every test that uses `wallet` (or `stub`) runs once per store: `sqlite` and `postgres`.
-PostgreSQL tests skip when no server answers, except in CI (CI=true), where they fail.
+PostgreSQL and Redis tests skip when no server answers, except in CI (CI=true), where they
+fail.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import hypothesis
 import psycopg
 import pytest
+import redis
 from wallet.v1 import wallet_pb2_grpc
 
 from wallet_service.server import WalletServer, create_server
@@ -23,10 +26,21 @@ from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlStore
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_USERNAME = "root_admin"
 ADMIN_PASSWORD = "admin-password-123"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Hypothesis' per-example deadline (200 ms) and its too_slow health check are wall-clock
+# assertions: on a loaded machine they fail tests whose properties hold. Examples are
+# bounded by count (max_examples) and a hang by pytest-timeout instead.
+hypothesis.settings.register_profile(
+    "wallet",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("wallet")
 
 
 def pg_available() -> bool:
@@ -42,6 +56,26 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but does not answer at {PG_ADMIN_DSN}")
         pytest.skip("PostgreSQL is not running")
+
+
+def redis_available() -> bool:
+    try:
+        return bool(redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping())
+    except redis.RedisError:
+        return False
+
+
+def require_redis() -> None:
+    if not redis_available():
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but does not answer at {TEST_REDIS_URL}")
+        pytest.skip("Redis is not running")
+
+
+@pytest.fixture
+def redis_required() -> None:
+    """Use (e.g. via `pytest.mark.usefixtures`) on tests that need the Redis server."""
+    require_redis()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import uuid
 
 import httpx
 import pytest
-import redis
 from gateway_helpers import StartGateway, assert_error, unique
 
 from gateway.ratelimit import Decision, MemoryRateLimiter, RedisRateLimiter
@@ -18,14 +17,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 LOGIN_MESSAGE = "Too many login attempts, try again later"
 
 
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+# Decided when the test runs, by tests/conftest.py: skips locally without Redis, fails in CI.
+needs_redis = pytest.mark.usefixtures("redis_required")
 
 
 class FakeClock:

@@ -53,7 +53,7 @@ class WalletProcess:
             [sys.executable, "-m", "wallet_service"], cwd=ROOT, env=self.env, stderr=subprocess.PIPE
         )
         channel = grpc.insecure_channel(self.addr)
-        grpc.channel_ready_future(channel).result(timeout=20)
+        grpc.channel_ready_future(channel).result(timeout=60)  # hang guard
         channel.close()
 
     def stub(self) -> wallet_pb2_grpc.WalletServiceStub:
