@@ -2,7 +2,8 @@
 fresh SQLite files and fresh PostgreSQL databases.
 
 Every test that uses `wallet` (or `stub`) runs once per store: `sqlite` and `postgres`.
-PostgreSQL tests skip when no server answers, except in CI (CI=true), where they fail.
+PostgreSQL and Redis tests skip when no server answers, except in CI (CI=true), where they
+fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import hypothesis
 import psycopg
 import pytest
 import redis
@@ -24,11 +26,22 @@ from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlStore
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_USERNAME = "root_admin"
 ADMIN_PASSWORD = "admin-password-123"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RELAXED_LIMIT = "1000000"
+
+# Hypothesis' per-example deadline (200 ms) and its too_slow health check are wall-clock
+# assertions: on a loaded machine they fail tests whose properties hold. Examples are
+# bounded by count (max_examples) and a hang by pytest-timeout instead.
+hypothesis.settings.register_profile(
+    "wallet",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("wallet")
 
 
 def pg_available() -> bool:
@@ -56,14 +69,19 @@ def redis_available() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """Redis for the shared-limit tests: skipped locally if down, a failure in CI (decided
-    when a test asks for it, not at import, so CI=true is honoured)."""
+def require_redis() -> None:
+    """Skipped locally if Redis is down, a failure in CI (decided when a test asks for it,
+    not at import, so CI=true is honoured)."""
     if not redis_available():
         if IN_CI:
             pytest.fail(f"Redis is required in CI but does not answer at {REDIS_URL}")
         pytest.skip("Redis is not running")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis for the shared-limit tests."""
+    require_redis()
     return REDIS_URL
 
 

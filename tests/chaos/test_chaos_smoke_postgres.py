@@ -12,6 +12,7 @@ from tests.conftest import require_postgres
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # hang guard; the run is paced by events
 @pytest.mark.postgres
 def test_chaos_smoke_postgres(tmp_path: Path) -> None:
     require_postgres()

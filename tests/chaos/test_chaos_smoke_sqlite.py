@@ -10,5 +10,6 @@ from tests.chaos.smoke import smoke
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # hang guard; the run is paced by events
 def test_chaos_smoke_sqlite(tmp_path: Path) -> None:
     smoke("sqlite", tmp_path, seed=11)

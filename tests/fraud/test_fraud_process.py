@@ -19,7 +19,7 @@ import pytest
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # hang guard
 
 
 def service_env(**overrides: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ downgrades and upgrades again, and the result is exactly wallet_service/schema.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import CheckConstraint, Engine, inspect, text
 
 from wallet_service.database import alembic_config, create_db_engine, downgrade, migrate
 from wallet_service.identity import UsernameCollisionError
@@ -51,9 +52,43 @@ def tables(engine: Engine) -> set[str]:
 
 Snapshot = dict[str, tuple[Any, ...]]
 
+_CASTS = re.compile(r"::(text\[\]|character varying|text)")
+_ANY_ARRAY = re.compile(r"(\w+) = ANY \(ARRAY\[(.*?)\]\)")
+
+
+def normalise_check(sql: str) -> str:
+    """One spelling for a CHECK's text: PostgreSQL's (casts, `= ANY (ARRAY[...])`) and
+    SQLite's (the text as written) both become schema.py's, minus parentheses and spaces."""
+    sql = _ANY_ARRAY.sub(r"\1 IN (\2)", _CASTS.sub("", sql))
+    return re.sub(r"[()\s]", "", sql).lower()
+
+
+def check_constraints(engine: Engine) -> dict[str, set[tuple[str, str]]]:
+    """Per table, the CHECK constraints as (name, normalised text)."""
+    inspector = inspect(engine)
+    return {
+        table: {
+            (c["name"] or "", normalise_check(c["sqltext"]))
+            for c in inspector.get_check_constraints(table)
+        }
+        for table in tables(engine)
+    }
+
+
+def schema_check_constraints() -> dict[str, set[tuple[str, str]]]:
+    return {
+        name: {
+            (str(c.name), normalise_check(str(c.sqltext)))
+            for c in table.constraints
+            if isinstance(c, CheckConstraint)
+        }
+        for name, table in metadata.tables.items()
+    }
+
 
 def snapshot(engine: Engine) -> Snapshot:
-    """Tables with their columns, indexes, unique and foreign keys, as the database reports."""
+    """Tables with their columns, indexes, unique and foreign keys and CHECK constraints, as
+    the database reports them."""
     inspector = inspect(engine)
     return {
         table: (
@@ -71,6 +106,7 @@ def snapshot(engine: Engine) -> Snapshot:
                 (tuple(f["constrained_columns"]), f["referred_table"])
                 for f in inspector.get_foreign_keys(table)
             ),
+            sorted(check_constraints(engine)[table]),
         )
         for table in tables(engine)
     }
@@ -96,6 +132,8 @@ def test_empty_database_migrates_to_head_and_matches_schema(empty_engine: Engine
     assert current_revision(empty_engine) == revisions[-1]
     assert tables(empty_engine) == SCHEMA_TABLES
     assert schema_diff(empty_engine) == []
+    # autogenerate ignores CHECK constraints: compare them by name and text.
+    assert check_constraints(empty_engine) == schema_check_constraints()
     migrate(empty_engine)  # a second start is a no-op
     assert current_revision(empty_engine) == revisions[-1]
 
@@ -122,6 +160,7 @@ def test_every_step_downgrades_and_upgrades_again(empty_engine: Engine) -> None:
         assert current_revision(empty_engine) == revision
         assert snapshot(empty_engine) == snapshots[revision], f"upgrade to {revision}"
     assert schema_diff(empty_engine) == []
+    assert check_constraints(empty_engine) == schema_check_constraints()
 
     # The full cycle again, in one go each way.
     downgrade(empty_engine, "base")
@@ -138,6 +177,7 @@ def test_alembic_cli_path_migrates_without_a_handed_over_connection(
     command.upgrade(config, "head")
     assert tables(empty_engine) == SCHEMA_TABLES
     assert schema_diff(empty_engine) == []
+    assert check_constraints(empty_engine) == schema_check_constraints()
     command.downgrade(config, "base")
     assert tables(empty_engine) == set()
 
@@ -214,3 +254,11 @@ def test_0006_stops_on_names_that_are_one_identity_and_changes_nothing(
     assert "username_canonical" not in {
         c["name"] for c in inspect(empty_engine).get_columns("users")
     }
+
+
+def test_the_no_overdraft_check_is_seen_by_the_snapshot() -> None:
+    """The comparison above would catch a migration that dropped or weakened it."""
+    accounts = schema_check_constraints()["accounts"]
+    assert ("ck_accounts_no_overdraft", "kind<>'user'orbalance_minor>=0") in accounts
+    postgres_spelling = "kind::text <> 'user'::text OR balance_minor >= 0"
+    assert normalise_check(postgres_spelling) == "kind<>'user'orbalance_minor>=0"

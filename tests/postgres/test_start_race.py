@@ -31,7 +31,7 @@ pytestmark = pytest.mark.postgres
 
 REPO = Path(__file__).resolve().parents[2]
 REPLICAS = 3
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # hang guard
 _OURS = ("WALLET_", "FRAUD_", "JWT_", "ADMIN_", "APP_ENV", "LOG_LEVEL")
 
 
