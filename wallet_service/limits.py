@@ -5,7 +5,7 @@
 - `LoginAttempts`: the login lockout per username. An attempt is reserved atomically BEFORE
   the password is verified, so a parallel burst gets exactly `LOGIN_MAX_FAILURES`
   verifications, not one per request in flight; the state lives in the database, which
-  every replica shares (wallet_service.lockout_store).
+  every replica shares (wallet_service.store.lockout).
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ ledger_entries = Table(
 Index("ix_ledger_entries_transaction", ledger_entries.c.transaction_id)
 Index("ix_ledger_entries_account", ledger_entries.c.account_id)
 
-# The login lockout (wallet_service.lockout_store): failed-login counts per lockout key (a
+# The login lockout (wallet_service.store.lockout): failed-login counts per lockout key (a
 # digest of the normalised username), shared by every replica through the database.
 login_attempts = Table(
     "login_attempts",

@@ -53,7 +53,7 @@ from wallet_service.models import (
 )
 from wallet_service.money import CurrencyBook
 from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
-from wallet_service.store import WalletStore
+from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
 log = logging.getLogger(__name__)
