@@ -27,6 +27,12 @@ MAX_WRITE_ATTEMPTS = 8
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
 
+def present(value: T | None) -> T:
+    """What a write just changed, read back: it exists (deletion is soft)."""
+    assert value is not None
+    return value
+
+
 def storage_unavailable() -> Unavailable:
     return Unavailable(
         "storage_unavailable", "The database is unavailable; retry (with the same idempotency key)"

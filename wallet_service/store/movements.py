@@ -31,20 +31,25 @@ from wallet_service.store_contract import MovementResult
 AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
 
 
-def apply_movements(db: Db, plans: Sequence[MovementPlan]) -> list[MovementResult]:
-    """Apply `plans` in ONE database transaction (group commit: one lock round, one
-    commit, one fsync for all). Each movement still stands alone: one that is refused
-    (insufficient funds, deleted recipient, reused key, already reversed) writes nothing
-    and does not disturb the others. Results come back in the order of `plans`."""
-    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
-        try:
-            return db.write(lambda conn: _Batch(db, conn, plans).run())
-        except IntegrityError:
-            # Another writer (another replica) committed one of our idempotency keys or
-            # reversals between our check and our insert; the rerun will see it.
-            if attempt == MAX_WRITE_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+class MovementWrites:
+    """The movement write path, over the store's `Db`."""
+
+    _db: Db
+
+    def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
+        """Apply `plans` in ONE database transaction (group commit: one lock round, one
+        commit, one fsync for all). Each movement still stands alone: one that is refused
+        (insufficient funds, deleted recipient, reused key, already reversed) writes nothing
+        and does not disturb the others. Results come back in the order of `plans`."""
+        for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+            try:
+                return self._db.write(lambda conn: _Batch(self._db, conn, plans).run())
+            except IntegrityError:
+                # Another writer (another replica) committed one of our idempotency keys or
+                # reversals between our check and our insert; the rerun will see it.
+                if attempt == MAX_WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
 
 class _Batch:
