@@ -1,8 +1,7 @@
 """ASGI middleware: the request id and access log, the body size limit, CORS.
 
-Plain ASGI classes rather than BaseHTTPMiddleware: they see every message, so the body limit
-can stop reading at `max_bytes` and the request id reaches responses made by the handlers
-and by the error path alike.
+Plain ASGI classes: they see each body chunk, so the body limit stops reading at
+`max_bytes`, and they wrap every response, the error responses included.
 """
 
 from __future__ import annotations
