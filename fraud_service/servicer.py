@@ -21,6 +21,8 @@ from fraud_service.rules import (
 
 log = logging.getLogger("fraud_service.score")
 
+MAX_BATCH_ITEMS = 1000  # the wallet's CreateTransfers limit
+
 _DECISIONS = {
     Decision.ALLOW: fraud_pb2.ALLOW,
     Decision.REVIEW: fraud_pb2.REVIEW,
@@ -77,10 +79,30 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
     ) -> fraud_pb2.ScoreResponse:
         try:
-            movement = movement_from_proto(request.movement)
-            features = features_from_proto(request.features)
+            return self._score(request)
         except InvalidInput as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def ScoreBatch(
+        self, request: fraud_pb2.ScoreBatchRequest, context: grpc.ServicerContext
+    ) -> fraud_pb2.ScoreBatchResponse:
+        """Each item by the same rules as Score; the caller folded earlier items of the
+        same sender into later items' features, so the service stays stateless."""
+        if len(request.items) > MAX_BATCH_ITEMS:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BATCH_ITEMS} items per batch"
+            )
+        verdicts = []
+        for index, item in enumerate(request.items):
+            try:
+                verdicts.append(self._score(item))
+            except InvalidInput as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"items[{index}]: {exc}")
+        return fraud_pb2.ScoreBatchResponse(verdicts=verdicts)
+
+    def _score(self, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
+        movement = movement_from_proto(request.movement)
+        features = features_from_proto(request.features)
         verdict = evaluate(movement, features, self._config)
         log_fields(
             log,

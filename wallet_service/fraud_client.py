@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
@@ -15,6 +15,8 @@ from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
 from wallet_service.scoring import ScoreInput, ScorerUnavailable
 
 log = logging.getLogger(__name__)
+
+BATCH_ITEM_SECONDS = 0.001  # added to the fraud deadline per item of a ScoreBatch
 
 _DECISIONS = {
     fraud_pb2.ALLOW: Decision.ALLOW,
@@ -39,15 +41,24 @@ class GrpcFraudScorer:
             )
         except grpc.RpcError as exc:
             raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc
-        decision = _DECISIONS.get(reply.decision)
-        if decision is None:  # a contract violation is treated like an outage, never as ALLOW
-            raise ScorerUnavailable(f"fraud service returned decision {reply.decision}")
-        return FraudVerdict(
-            score=max(0, min(100, reply.score)),
-            decision=decision,
-            reasons=tuple(FraudReason(r.rule_id, r.description) for r in reply.reasons),
-            rules_version=reply.rules_version,
-        )
+        return _verdict(reply)
+
+    def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
+        """One ScoreBatch call; its deadline grows by BATCH_ITEM_SECONDS per item (the
+        fraud service's work grows with the batch, its latency budget should too)."""
+        if not movements:
+            return []
+        try:
+            reply = self._stub.ScoreBatch(
+                fraud_pb2.ScoreBatchRequest(items=[_request(m) for m in movements]),
+                timeout=self._timeout + BATCH_ITEM_SECONDS * len(movements),
+                metadata=((REQUEST_ID_HEADER, current_request_id()),),
+            )
+        except grpc.RpcError as exc:
+            raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc
+        if len(reply.verdicts) != len(movements):
+            raise ScorerUnavailable("fraud service answered a different number of verdicts")
+        return [_verdict(v) for v in reply.verdicts]
 
     def is_serving(self) -> bool:
         try:
@@ -58,6 +69,18 @@ class GrpcFraudScorer:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def _verdict(reply: fraud_pb2.ScoreResponse) -> FraudVerdict:
+    decision = _DECISIONS.get(reply.decision)
+    if decision is None:  # a contract violation is treated like an outage, never as ALLOW
+        raise ScorerUnavailable(f"fraud service returned decision {reply.decision}")
+    return FraudVerdict(
+        score=max(0, min(100, reply.score)),
+        decision=decision,
+        reasons=tuple(FraudReason(r.rule_id, r.description) for r in reply.reasons),
+        rules_version=reply.rules_version,
+    )
 
 
 def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:

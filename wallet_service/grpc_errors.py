@@ -72,6 +72,11 @@ def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
     )
 
 
+def status_name(error: WalletError) -> str:
+    """The gRPC status name of `error` ("FAILED_PRECONDITION"), for a bulk item's result."""
+    return str(code_pb2.Code.Name(_STATUS_BY_KIND[error.kind]))
+
+
 class ErrorMappingInterceptor(ServerInterceptorBase):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
     with a generic message, so no internals leak to clients."""

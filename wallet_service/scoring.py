@@ -7,7 +7,8 @@ calls fraud_service.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -36,6 +37,10 @@ class Scorer(Protocol):
     def score(self, movement: ScoreInput) -> FraudVerdict:
         """A verdict, or ScorerUnavailable."""
 
+    def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
+        """One verdict per movement, in order (one round trip), or ScorerUnavailable.
+        Each movement's features must already count the earlier ones (`with_earlier`)."""
+
     def close(self) -> None: ...
 
 
@@ -54,5 +59,41 @@ class ThresholdScorer:
             return FraudVerdict(50, Decision.REVIEW, (reason,), "seed-1")
         return FraudVerdict(0, Decision.ALLOW, (), "seed-1")
 
+    def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
+        return [self.score(m) for m in movements]
+
     def close(self) -> None:
         return None
+
+
+# The features query reads the newest this-many movements of the day (FEATURE_WINDOW_LIMIT).
+FEATURE_WINDOW = 200
+
+
+def with_earlier(
+    base: MovementFeatures, earlier: Sequence[tuple[int, str | None]], *, outgoing: bool
+) -> MovementFeatures:
+    """The features a movement would read from the ledger if `earlier` movements of the
+    same sender and currency (amount, counterparty; oldest first) had committed just
+    before it, from `base`, the features read before any of them. So item k of a batch is
+    scored as if items 0..k-1 had been sent one by one before it. The window keeps the
+    newest FEATURE_WINDOW amounts like the query; distinct counterparties counts the
+    batch's new ones on top (no rule reads it; it can only overcount a counterparty
+    already paid today). `outgoing`: the earlier amounts left the source balance."""
+    if not earlier:
+        return base
+    amounts = tuple(amount for amount, _ in reversed(earlier))
+    recent = (amounts + base.recent_day_amounts_minor)[:FEATURE_WINDOW]
+    added = sum(amounts)
+    counterparties = {c for _, c in earlier if c}
+    return replace(
+        base,
+        count_last_hour=min(base.count_last_hour + len(amounts), len(recent)),
+        sum_last_hour_minor=base.sum_last_hour_minor + added,
+        count_last_day=len(recent),
+        sum_last_day_minor=sum(recent),
+        recent_day_amounts_minor=recent,
+        distinct_counterparties_last_day=base.distinct_counterparties_last_day
+        + len(counterparties),
+        balance_minor=base.balance_minor - added if outgoing else base.balance_minor,
+    )

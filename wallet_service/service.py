@@ -10,6 +10,7 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -28,6 +29,7 @@ from wallet_service.auth import (
     validate_username,
     verify_password,
 )
+from wallet_service.bulk import BatchMode, ItemResult, TransferItem, check_batch, named
 from wallet_service.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -37,6 +39,7 @@ from wallet_service.errors import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    WalletError,
 )
 from wallet_service.group_commit import MovementWriter
 from wallet_service.identity import canonical_if_valid, canonical_username
@@ -47,6 +50,7 @@ from wallet_service.models import (
     Decision,
     FraudReason,
     FraudVerdict,
+    MovementFeatures,
     MovementOutcome,
     MovementPlan,
     ReviewStatus,
@@ -59,7 +63,7 @@ from wallet_service.models import (
     utc_now,
 )
 from wallet_service.money import CurrencyBook
-from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
+from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable, with_earlier
 from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -262,6 +266,144 @@ class WalletService:
             raise NotFound("recipient_not_found", "Recipient not found")
         return recipient
 
+    # -- bulk transfers -----------------------------------------------------------------
+
+    def create_transfers(
+        self, caller: User, *, items: Sequence[TransferItem], mode: BatchMode
+    ) -> list[ItemResult]:
+        """Up to MAX_BATCH_ITEMS transfers of the caller, each with its own key: per item
+        its outcome or the WalletError Transfer would have raised (INDEPENDENT), or all of
+        them committed together, else the first failing item's error, named, and nothing
+        moved (ATOMIC). Each key is answered first (a retried batch replays every item);
+        the rest is scored by one ScoreBatch in one sender turn, item k counting items
+        0..k-1, and written in one database transaction. The money rate limit counts the
+        call once (it bounds requests; the volume is bounded by the item cap and by the
+        fraud rules, which see every item)."""
+        check_batch(items)
+        for item in items:
+            _check_idempotency_key(item.key)
+        results: list[ItemResult | None] = [None] * len(items)
+        prior = self.store.find_by_idempotency_keys(
+            initiated_by=caller.id, keys=[item.key for item in items]
+        )
+        for index, item in enumerate(items):
+            if item.key in prior:
+                results[index] = self._item_replay(caller, prior[item.key], item)
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            if caller.is_frozen:
+                raise FailedPrecondition(
+                    "account_frozen",
+                    "The account is frozen: it can neither send nor receive money",
+                )
+            self._check_money_quota(caller)
+        _fail_atomic(results, mode)
+        requests = self._item_requests(caller, items, todo, results)
+        _fail_atomic(results, mode)
+        if requests:
+            with self.store.sender_turn(caller.id):
+                self._commit_items(caller, requests, results, mode)
+        return [r for r in results if r is not None]
+
+    def _item_replay(self, caller: User, existing: Transaction, item: TransferItem) -> ItemResult:
+        try:
+            replay = self._replay_of(
+                caller, existing, TxType.TRANSFER, item.amount, item.currency, item.to_username
+            )
+            if replay is None:  # an unreadable amount: what validation says about it
+                self.currencies.parse_amount(item.amount, item.currency)
+                raise AssertionError("unreachable: requested_minor and parse_amount disagree")
+        except WalletError as error:
+            return error
+        return _item(caller, replay)
+
+    def _item_requests(
+        self,
+        caller: User,
+        items: Sequence[TransferItem],
+        todo: Sequence[int],
+        results: list[ItemResult | None],
+    ) -> list[_ItemRequest]:
+        """The items that passed their own checks; one that did not gets its error in
+        `results`. Each recipient name is looked up once per call."""
+        found: dict[str, User | WalletError] = {}
+        requests = []
+        for index in todo:
+            item = items[index]
+            try:
+                name = item.to_username
+                if name not in found:
+                    try:
+                        found[name] = self._recipient(caller, name)
+                    except WalletError as error:
+                        found[name] = error
+                recipient = found[name]
+                if isinstance(recipient, WalletError):
+                    raise recipient
+                amount = self.currencies.parse_amount(item.amount, item.currency)
+            except WalletError as error:
+                results[index] = error
+                continue
+            fingerprint = request_fingerprint(
+                tx_type=TxType.TRANSFER,
+                currency=item.currency,
+                amount_minor=amount,
+                counterparty=recipient.id,
+            )
+            requests.append(
+                _ItemRequest(index, recipient, amount, item.currency, item.key, fingerprint)
+            )
+        return requests
+
+    def _commit_items(
+        self,
+        caller: User,
+        requests: Sequence[_ItemRequest],
+        results: list[ItemResult | None],
+        mode: BatchMode,
+    ) -> None:
+        """Inside the caller's turn: features per currency, read once and folded item by
+        item (item k counts items 0..k-1), one ScoreBatch, one write transaction."""
+        now = utc_now()
+        base: dict[str, MovementFeatures] = {}
+        earlier: dict[str, list[tuple[int, str | None]]] = {}
+        movements = []
+        for r in requests:
+            if r.currency not in base:
+                base[r.currency] = self.store.movement_features(
+                    user_id=caller.id, currency=r.currency, debit_user_id=caller.id, now=now
+                )
+            done = earlier.setdefault(r.currency, [])
+            features = with_earlier(base[r.currency], done, outgoing=True)
+            movements.append(
+                self._score_input(
+                    caller, TxType.TRANSFER, r.amount, r.currency, r.recipient, now, features
+                )
+            )
+            done.append((r.amount, r.recipient.id))
+        plans = [
+            self._plan(
+                caller,
+                TxType.TRANSFER,
+                r.amount,
+                r.currency,
+                r.key,
+                r.fingerprint,
+                r.recipient,
+                verdict,
+                now,
+            )
+            for r, verdict in zip(requests, self._verdicts(movements), strict=True)
+        ]
+        if mode is BatchMode.ATOMIC:
+            for r, plan in zip(requests, plans, strict=True):
+                if plan.rejected:
+                    raise named(_blocked(None), r.index)
+        written = self.store.apply_movements(plans, all_or_nothing=mode is BatchMode.ATOMIC)
+        for r, result in zip(requests, written, strict=True):
+            results[r.index] = result if isinstance(result, WalletError) else _item(caller, result)
+        _fail_atomic(results, mode)
+
     def _move(
         self,
         caller: User,
@@ -309,9 +451,30 @@ class WalletService:
         recipient: User | None,
     ) -> MovementPlan:
         debit = None if tx_type is TxType.DEPOSIT else caller.id
-        credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
         now = utc_now()  # taken in the turn, so it is after every earlier movement's time
-        verdict = self._score(caller, tx_type, amount, currency, debit, recipient, now)
+        features = self.store.movement_features(
+            user_id=caller.id, currency=currency, debit_user_id=debit, now=now
+        )
+        movement = self._score_input(caller, tx_type, amount, currency, recipient, now, features)
+        verdict = self._verdicts([movement])[0]
+        return self._plan(
+            caller, tx_type, amount, currency, key, fingerprint, recipient, verdict, now
+        )
+
+    def _plan(
+        self,
+        caller: User,
+        tx_type: TxType,
+        amount: int,
+        currency: str,
+        key: str,
+        fingerprint: str,
+        recipient: User | None,
+        verdict: FraudVerdict,
+        now: datetime,
+    ) -> MovementPlan:
+        debit = None if tx_type is TxType.DEPOSIT else caller.id
+        credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
         return MovementPlan(
             tx_id=uuid7(),
             type=tx_type,
@@ -349,8 +512,23 @@ class WalletService:
         existing = (
             self.store.find_by_idempotency_key(initiated_by=caller.id, key=key) if key else None
         )
+        if existing is None:
+            return None
+        return self._replay_of(caller, existing, tx_type, amount_text, currency, to_username)
+
+    def _replay_of(
+        self,
+        caller: User,
+        existing: Transaction,
+        tx_type: TxType,
+        amount_text: str,
+        currency: str,
+        to_username: str | None,
+    ) -> MovementOutcome | None:
+        """The stored answer of `existing` for this request (or the reuse error); None
+        when the request's amount cannot be read (validation answers that)."""
         amount = self.currencies.requested_minor(amount_text, currency)
-        if existing is None or amount is None:
+        if amount is None:
             return None
         counterparty = None
         if to_username is not None:
@@ -365,20 +543,17 @@ class WalletService:
         )
         return _settled(caller, replay_outcome(existing, fingerprint))
 
-    def _score(
+    def _score_input(
         self,
         caller: User,
         tx_type: TxType,
         amount: int,
         currency: str,
-        debit: str | None,
         recipient: User | None,
         now: datetime,
-    ) -> FraudVerdict:
-        features = self.store.movement_features(
-            user_id=caller.id, currency=currency, debit_user_id=debit, now=now
-        )
-        movement = ScoreInput(
+        features: MovementFeatures,
+    ) -> ScoreInput:
+        return ScoreInput(
             type=tx_type,
             amount_minor=amount,
             currency=currency,
@@ -388,8 +563,14 @@ class WalletService:
             occurred_at=now,
             features=features,
         )
+
+    def _verdicts(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
+        """One verdict per movement (one Score call, or one ScoreBatch for several); with
+        the scorer down: UNSCORED verdicts (fail open) or Unavailable (fail closed)."""
         try:
-            return self.scorer.score(movement)
+            if len(movements) == 1:
+                return [self.scorer.score(movements[0])]
+            return self.scorer.score_batch(movements)
         except ScorerUnavailable as exc:
             if self.fraud_fail_closed:
                 raise Unavailable(
@@ -398,7 +579,7 @@ class WalletService:
                 ) from exc
             log.warning("fraud scoring unavailable; completing unscored", exc_info=exc)
             reason = FraudReason("unscored", "Fraud service unavailable; needs manual review")
-            return FraudVerdict(0, Decision.UNSCORED, (reason,), "")
+            return [FraudVerdict(0, Decision.UNSCORED, (reason,), "") for _ in movements]
 
     # -- listings -----------------------------------------------------------------------
 
@@ -602,12 +783,46 @@ def _settled(caller: User, outcome: MovementOutcome) -> MovementOutcome:
     """A blocked movement (first time or replayed) is an error for the caller; otherwise
     the outcome as the caller may see it."""
     if outcome.transaction.status is TxStatus.REJECTED:
-        raise FailedPrecondition(
-            "transaction_blocked",
-            "Transaction blocked by fraud rules; nothing was moved",
-            transaction_id=outcome.transaction.id,
-        )
+        raise _blocked(outcome.transaction.id)
     return outcome_for(caller, outcome)
+
+
+def _blocked(tx_id: str | None) -> FailedPrecondition:
+    """A movement the fraud rules blocked; `tx_id` of its rejected record when one was
+    written (an ATOMIC batch writes none)."""
+    details = {"transaction_id": tx_id} if tx_id else {}
+    return FailedPrecondition(
+        "transaction_blocked", "Transaction blocked by fraud rules; nothing was moved", **details
+    )
+
+
+def _item(caller: User, outcome: MovementOutcome) -> ItemResult:
+    """A bulk item's result: its outcome, or the error Transfer would have raised."""
+    try:
+        return _settled(caller, outcome)
+    except WalletError as error:
+        return error
+
+
+def _fail_atomic(results: Sequence[ItemResult | None], mode: BatchMode) -> None:
+    """ATOMIC: the first failed item (by index) fails the call, named."""
+    if mode is not BatchMode.ATOMIC:
+        return
+    for index, result in enumerate(results):
+        if isinstance(result, WalletError):
+            raise named(result, index)
+
+
+@dataclass(frozen=True)
+class _ItemRequest:
+    """A bulk item that passed its own checks, ready to be scored."""
+
+    index: int
+    recipient: User
+    amount: int
+    currency: str
+    key: str
+    fingerprint: str
 
 
 def _check_idempotency_key(key: str) -> None:

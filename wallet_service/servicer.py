@@ -6,6 +6,9 @@ import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from wallet_service.auth_interceptor import current_user
+from wallet_service.bulk import BatchMode, ItemResult, TransferItem
+from wallet_service.errors import InvalidArgument, WalletError
+from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
 from wallet_service.service import ListFilters, Page, WalletService
 
@@ -195,6 +198,43 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     def _format(self, minor: int, currency: str) -> str:
         return self._money.format_minor(minor, currency)
 
+    def CreateTransfers(
+        self, request: wallet_pb2.CreateTransfersRequest, context: Context
+    ) -> wallet_pb2.CreateTransfersResponse:
+        results = self._service.create_transfers(
+            current_user(),
+            items=[
+                TransferItem(
+                    to_username=i.to_username,
+                    amount=i.amount,
+                    currency=i.currency,
+                    key=i.idempotency_key,
+                )
+                for i in request.items
+            ],
+            mode=_batch_mode(request.mode),
+        )
+        replies = [self._item_result(index, r) for index, r in enumerate(results)]
+        failed = sum(1 for r in results if isinstance(r, WalletError))
+        return wallet_pb2.CreateTransfersResponse(
+            results=replies, succeeded=len(results) - failed, failed=failed
+        )
+
+    def _item_result(self, index: int, result: ItemResult) -> wallet_pb2.TransferItemResult:
+        if isinstance(result, WalletError):
+            return wallet_pb2.TransferItemResult(
+                index=index,
+                error_status=status_name(result),
+                error_code=result.code,
+                error_message=result.message,
+                transaction_id=result.details.get("transaction_id", ""),
+            )
+        return wallet_pb2.TransferItemResult(
+            index=index,
+            movement=self._movement(result),
+            transaction_id=result.transaction.id,
+        )
+
     def _movement(self, outcome: MovementOutcome) -> wallet_pb2.MovementResponse:
         tx = outcome.transaction
         return wallet_pb2.MovementResponse(
@@ -250,3 +290,12 @@ def _user(user: User) -> wallet_pb2.User:
         frozen_by=user.frozen_by or "",
         frozen_reason=user.frozen_reason or "",
     )
+
+
+_BATCH_MODES = {wallet_pb2.INDEPENDENT: BatchMode.INDEPENDENT, wallet_pb2.ATOMIC: BatchMode.ATOMIC}
+
+
+def _batch_mode(mode: wallet_pb2.BatchMode.ValueType) -> BatchMode:
+    if mode not in _BATCH_MODES:
+        raise InvalidArgument("invalid_batch_mode", "mode must be INDEPENDENT or ATOMIC")
+    return _BATCH_MODES[mode]

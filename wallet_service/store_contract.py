@@ -123,6 +123,12 @@ class WalletStore(Protocol):
     def find_by_idempotency_key(self, *, initiated_by: str, key: str) -> Transaction | None:
         """The transaction the caller recorded under `key`; None if none. No lock."""
 
+    def find_by_idempotency_keys(
+        self, *, initiated_by: str, keys: Sequence[str]
+    ) -> dict[str, Transaction]:
+        """The caller's transactions recorded under any of `keys`, by key ({} when none).
+        One statement, no lock."""
+
     def sender_turn(self, user_id: str) -> AbstractContextManager[None]:
         """Hold this user's turn to score and commit one movement, until the context exits:
         while held, no other movement of the user, in this process or another sharing the
@@ -140,7 +146,9 @@ class WalletStore(Protocol):
         account). Two statements, no lock: call it inside `sender_turn` so the movements
         of the user still in flight have committed. `user_id` must exist."""
 
-    def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
+    def apply_movements(
+        self, plans: Sequence[MovementPlan], *, all_or_nothing: bool = False
+    ) -> list[MovementResult]:
         """Apply the (non-empty) `plans` in one database transaction (group commit), each
         on its own terms: debit (never below zero for a user account), credit, transaction
         row and two ledger entries; a blocked plan (`plan.rejected`) records a rejected row
@@ -153,7 +161,9 @@ class WalletStore(Protocol):
         Locks, until commit: the live users debited or credited (share, in id order) and
         the accounts touched (update, in id order, created first when missing). A conflict
         with another writer (a unique idempotency key or reversal committed meanwhile, a
-        deadlock) reruns the whole transaction a bounded number of times."""
+        deadlock) reruns the whole transaction a bounded number of times.
+        `all_or_nothing` (bulk ATOMIC): when any plan is refused, nothing at all is
+        written and the transaction is rolled back; the results still name each refusal."""
 
     # -- transactions --------------------------------------------------------------------
 

@@ -36,20 +36,36 @@ class MovementWrites:
 
     _db: Db
 
-    def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
+    def apply_movements(
+        self, plans: Sequence[MovementPlan], *, all_or_nothing: bool = False
+    ) -> list[MovementResult]:
         """Apply `plans` in ONE database transaction (group commit: one lock round, one
         commit, one fsync for all). Each movement still stands alone: one that is refused
         (insufficient funds, deleted recipient, reused key, already reversed) writes nothing
-        and does not disturb the others. Results come back in the order of `plans`."""
+        and does not disturb the others. Results come back in the order of `plans`.
+        `all_or_nothing`: if any plan is refused, the transaction is rolled back and
+        nothing at all is written (the results still say what each plan met)."""
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
             try:
-                return self._db.write(lambda conn: _Batch(self._db, conn, plans).run())
+                return self._db.write(
+                    lambda conn: _Batch(self._db, conn, plans).run(all_or_nothing)
+                )
+            except _RolledBack as undone:
+                return undone.results
             except IntegrityError:
                 # Another writer (another replica) committed one of our idempotency keys or
                 # reversals between our check and our insert; the rerun will see it.
                 if attempt == MAX_WRITE_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
+
+
+class _RolledBack(Exception):
+    """An all-or-nothing batch met a refusal: raised inside the transaction to roll it back."""
+
+    def __init__(self, results: list[MovementResult]) -> None:
+        super().__init__("all-or-nothing batch refused")
+        self.results = results
 
 
 class _Batch:
@@ -64,7 +80,7 @@ class _Batch:
         self.dirty: set[int] = set()
         self.done_by_key: dict[tuple[str, str], Transaction] = {}
 
-    def run(self) -> list[MovementResult]:
+    def run(self, all_or_nothing: bool = False) -> list[MovementResult]:
         now = max(p.created_at for p in self.plans)
         moving = [p for p in self.plans if not p.rejected]
         parties = {p.credit_user_id for p in self.plans} | {p.debit_user_id for p in self.plans}
@@ -78,6 +94,8 @@ class _Batch:
         }
         self.accounts = _lock_accounts(self.db, self.conn, wanted, create, now)
         results = [self._decide(plan) for plan in self.plans]
+        if all_or_nothing and any(isinstance(r, WalletError) for r in results):
+            raise _RolledBack(results)  # before any write; the rollback drops the locks
         self._write()
         return results
 

@@ -3,6 +3,7 @@ Contracts: wallet_service.store_contract.WalletStore."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
@@ -36,6 +37,16 @@ class TransactionQueries:
                 return None
             row = conn.execute(PRIOR_BY_KEYS, {"callers": [initiated_by], "keys": [key]}).one()
         return transaction_from_row(row)
+
+    def find_by_idempotency_keys(
+        self, *, initiated_by: str, keys: Sequence[str]
+    ) -> dict[str, Transaction]:
+        if not keys:
+            return {}
+        with self._db.read() as conn:
+            rows = conn.execute(PRIOR_BY_KEYS, {"callers": [initiated_by], "keys": sorted(keys)})
+            found = [transaction_from_row(row) for row in rows]
+        return {tx.idempotency_key: tx for tx in found if tx.idempotency_key}
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         with self._db.read() as conn:
