@@ -43,6 +43,13 @@ HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
+
+def http_status_of(grpc_status_name: str) -> int:
+    """The HTTP status of a gRPC status given by name (a bulk item's `error_status`)."""
+    code = getattr(grpc.StatusCode, grpc_status_name, None)
+    return HTTP_STATUS_BY_GRPC.get(code, 500) if code is not None else 500
+
+
 # Messages written by gRPC itself (not the wallet) can name hosts and ports: replace them.
 _TRANSPORT_MESSAGES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.UNAVAILABLE: "Wallet service unavailable",

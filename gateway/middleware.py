@@ -26,7 +26,11 @@ log = logging.getLogger("gateway")
 def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
     """Outermost first: request context, then CORS (when configured), then the body limit."""
     # add_middleware wraps: the last added runs first.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        per_path={BATCH_PATH: settings.max_batch_body_bytes},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -83,20 +87,28 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class BodyLimitMiddleware:
-    """Reads the body up to `max_bytes` before any route sees it; more is a 413."""
+BATCH_PATH = "/transfers/batch"  # bulk transfers: up to 1,000 items, a larger body
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Reads the body up to `max_bytes` (or the path's own limit in `per_path`) before any
+    route sees it; more is a 413."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.per_path.get(scope.get("path", ""), self.default_max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared.isdigit() and int(declared) > max_bytes:
+            await self._too_large(scope, receive, send, max_bytes)
             return
         body = bytearray()
         while True:
@@ -104,15 +116,15 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request":
                 return  # the client went away
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if len(body) > max_bytes:
+                await self._too_large(scope, receive, send, max_bytes)
                 return
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(bytes(body), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"Request body is larger than {self.max_bytes} bytes"
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        message = f"Request body is larger than {max_bytes} bytes"
         error = ApiError(413, "payload_too_large", message, {"Connection": "close"})
         await error_response(error, request_id_var.get())(scope, receive, send)
 

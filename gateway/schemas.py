@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from wallet.v1 import wallet_pb2
 
-from common.limits import MAX_NOTE_LENGTH
+from common.limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_NOTE_LENGTH
 
 # --- amounts -------------------------------------------------------------------------------------
 
@@ -96,6 +96,20 @@ class MovementIn(StrictRequestBody):
 
 class TransferIn(MovementIn):
     to_username: str
+
+
+class BatchItemIn(StrictRequestBody):
+    to_username: str
+    amount: Amount
+    currency: str = "USD"
+    idempotency_key: str = Field(max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+
+
+class TransferBatchIn(StrictRequestBody):
+    """Up to 1,000 transfers (the wallet refuses more, an empty list and repeated keys)."""
+
+    mode: Literal["independent", "atomic"]
+    items: list[BatchItemIn]
 
 
 class ReviewIn(StrictRequestBody):
@@ -244,6 +258,56 @@ class MovementOut(BaseModel):
             balance=reply.balance,
             replayed=reply.replayed,
         )
+
+
+class BatchItemError(BaseModel):
+    status: int = Field(examples=[422])  # the HTTP status POST /transfer would have answered
+    code: str = Field(examples=["insufficient_funds"])
+    message: str
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    ok: bool
+    transaction_id: str | None  # also a blocked item's rejected transaction
+    flagged: bool | None
+    balance: str | None
+    replayed: bool | None
+    error: BatchItemError | None
+
+    @classmethod
+    def from_proto(cls, result: wallet_pb2.TransferItemResult, http_status: int) -> Self:
+        if result.error_code:
+            error = BatchItemError(
+                status=http_status, code=result.error_code, message=result.error_message
+            )
+            tx_id = result.transaction_id or None
+            return cls(
+                index=result.index,
+                ok=False,
+                transaction_id=tx_id,
+                flagged=None,
+                balance=None,
+                replayed=None,
+                error=error,
+            )
+        movement = result.movement
+        return cls(
+            index=result.index,
+            ok=True,
+            transaction_id=movement.transaction.id,
+            flagged=movement.transaction.flagged,
+            balance=movement.balance,
+            replayed=movement.replayed,
+            error=None,
+        )
+
+
+class TransferBatchOut(BaseModel):
+    msg: str
+    succeeded: int
+    failed: int
+    results: list[BatchItemOut]
 
 
 class TransactionOut(BaseModel):

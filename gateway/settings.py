@@ -20,6 +20,8 @@ class GatewaySettings:
     cors_origins: tuple[str, ...] = ()
     redis_url: str | None = None
     max_body_bytes: int = 64 * 1024
+    # POST /transfers/batch: 1,000 items of the longest fields (name, amount, key) fit.
+    max_batch_body_bytes: int = 512 * 1024
     # Keyed on the client address (as uvicorn resolved it, see forwarded_allow_ips). Each
     # register costs the wallet an argon2 hash, hence its tight default. The money limit is
     # not here: it is keyed on the authenticated user, which only the wallet knows.
@@ -49,6 +51,9 @@ class GatewaySettings:
             cors_origins=_csv(env.get("CORS_ORIGINS", "")),
             redis_url=env.get("REDIS_URL", "").strip() or None,
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            max_batch_body_bytes=env_int(
+                env, "MAX_BATCH_BODY_BYTES", defaults.max_batch_body_bytes, minimum=1
+            ),
             register_per_ip=env_rate_limit(
                 env, "REGISTER_RATE_LIMIT_PER_IP", defaults.register_per_ip
             ),

@@ -1,4 +1,5 @@
-"""Money movements: deposit, withdraw, transfer (each idempotent with an Idempotency-Key)."""
+"""Money movements: deposit, withdraw, transfer (each idempotent with an Idempotency-Key),
+and bulk transfers (each item idempotent with its own key)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from wallet.v1 import wallet_pb2
 
 from gateway import schemas as s
 from gateway.deps import AuthCaller, IdempotencyKey, ServicesDep
+from gateway.errors import http_status_of
 from gateway.routes import wallet_router
 
 router = wallet_router("money")
@@ -45,3 +47,36 @@ async def transfer(
     )
     reply = await svc.wallet.call(svc.wallet.stub.Transfer, request, caller)
     return s.MovementOut.from_proto("Transfer successful", reply)
+
+
+_BATCH_MODES = {"independent": wallet_pb2.INDEPENDENT, "atomic": wallet_pb2.ATOMIC}
+
+
+@router.post("/transfers/batch", status_code=200)
+async def transfer_batch(
+    body: s.TransferBatchIn, caller: AuthCaller, svc: ServicesDep
+) -> s.TransferBatchOut:
+    """200 with one result per item (independent: each item's error as POST /transfer
+    would answer it); atomic: all committed, or the first failing item's error status,
+    naming `items[i]`, and nothing moved."""
+    request = wallet_pb2.CreateTransfersRequest(
+        mode=_BATCH_MODES[body.mode],
+        items=[
+            wallet_pb2.TransferItem(
+                to_username=i.to_username,
+                amount=i.amount,
+                currency=i.currency,
+                idempotency_key=i.idempotency_key,
+            )
+            for i in body.items
+        ],
+    )
+    reply = await svc.wallet.call(svc.wallet.stub.CreateTransfers, request, caller)
+    return s.TransferBatchOut(
+        msg="Batch processed",
+        succeeded=reply.succeeded,
+        failed=reply.failed,
+        results=[
+            s.BatchItemOut.from_proto(r, http_status_of(r.error_status)) for r in reply.results
+        ],
+    )

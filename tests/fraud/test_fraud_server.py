@@ -143,3 +143,32 @@ def test_health_reports_serving(channel: grpc.Channel, service: str) -> None:
 def test_reflection_lists_the_fraud_service(channel: grpc.Channel) -> None:
     services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"fraud.v1.FraudService", "grpc.health.v1.Health"} <= services
+
+
+def test_score_batch_answers_each_item_as_score_does(channel: grpc.Channel) -> None:
+    stub = fraud_pb2_grpc.FraudServiceStub(channel)
+    items = [
+        score_request(100),
+        score_request(1_000_000),  # large amount
+        score_request(100, count_last_hour=50),  # velocity
+    ]
+    batch = stub.ScoreBatch(fraud_pb2.ScoreBatchRequest(items=items), timeout=5)
+    assert list(batch.verdicts) == [score(channel, item) for item in items]
+    assert [v.decision for v in batch.verdicts] == [
+        fraud_pb2.ALLOW,
+        fraud_pb2.REVIEW,
+        fraud_pb2.REVIEW,
+    ]
+
+
+def test_score_batch_refuses_a_bad_item_by_index(channel: grpc.Channel) -> None:
+    stub = fraud_pb2_grpc.FraudServiceStub(channel)
+    items = [score_request(100), score_request(100, movement_type="gift")]
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ScoreBatch(fraud_pb2.ScoreBatchRequest(items=items), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "items[1]" in (refused.value.details() or "")
+    too_many = [score_request(100)] * 1001
+    with pytest.raises(grpc.RpcError) as large:
+        stub.ScoreBatch(fraud_pb2.ScoreBatchRequest(items=too_many), timeout=5)
+    assert large.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -172,7 +172,7 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
     schema = down_client.get("/openapi.json").json()
     tx = "/admin/transactions/{transaction_id}"
     expected = {
-        "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer",
+        "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer", "/transfers/batch",
         "/transactions", "/transactions/{transaction_id}", "/me", "/me/password", "/logout",
         "/admin/flagged",
         f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",

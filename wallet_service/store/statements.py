@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, case, func, select
 
 from wallet_service.models import TxStatus, TxType
 from wallet_service.schema import accounts, transactions, users
+from wallet_service.scoring import FEATURE_WINDOW
 
 # -- a transaction with its parties' names and its reversal -----------------------------
 
@@ -60,7 +61,7 @@ KEY_PROBE = select(transactions.c.id).where(
 # Fraud features, with bounded work however busy the user: over the newest
 # FEATURE_WINDOW_LIMIT movements of the day (counts saturate there, far above what any rule
 # looks at); the user's age and the source balance ride along as scalar subqueries.
-FEATURE_WINDOW_LIMIT = 200
+FEATURE_WINDOW_LIMIT = FEATURE_WINDOW  # one number: scoring.with_earlier folds the same window
 _MY_MOVEMENTS_TODAY = and_(
     transactions.c.initiated_by == bindparam("user_id"),
     transactions.c.currency == bindparam("currency"),
