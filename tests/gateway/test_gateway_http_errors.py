@@ -172,9 +172,9 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
     schema = down_client.get("/openapi.json").json()
     tx = "/admin/transactions/{transaction_id}"
     expected = {
-        "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer", "/transfers/batch",
+        "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer",
         "/transactions", "/transactions/{transaction_id}", "/me", "/me/password", "/logout",
-        "/admin/flagged",
+        "/admin/flagged", "/transfers/batch",
         f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
         "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
     }  # fmt: skip
