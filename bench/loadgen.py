@@ -110,6 +110,33 @@ class GrpcTarget(Target):
             return TransferResult(False, _grpc_error_code(exc))
         return TransferResult(True, "OK", bool(reply.transaction.flagged))
 
+    async def transfer_batch(
+        self, token: str, items: list[tuple[str, str, str]]
+    ) -> list[TransferResult]:
+        """One CreateTransfers (INDEPENDENT) of (to_username, amount, key) items; a failed
+        call is one failed result per item."""
+        request = wallet_pb2.CreateTransfersRequest(
+            mode=wallet_pb2.INDEPENDENT,
+            items=[
+                wallet_pb2.TransferItem(
+                    to_username=to, amount=amount, currency=CURRENCY, idempotency_key=key
+                )
+                for to, amount, key in items
+            ],
+        )
+        try:
+            reply = await self._stub.CreateTransfers(
+                request, metadata=self._auth(token), timeout=RPC_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            return [TransferResult(False, _grpc_error_code(exc))] * len(items)
+        return [
+            TransferResult(False, f"{r.error_status}/{r.error_code}")
+            if r.error_code
+            else TransferResult(True, "OK", bool(r.movement.transaction.flagged))
+            for r in reply.results
+        ]
+
     async def close(self) -> None:
         await self._channel.close(None)
 
@@ -192,6 +219,7 @@ class Spec:
     profile: dict[str, list[Any]] = field(default_factory=dict)
     profile_flags: list[str] = field(default_factory=list)  # e.g. ["--gil"] or ["--idle"]
     http_driver: str = "httpx"  # httpx | wrk (for kind == "http")
+    batch_size: int = 1  # > 1: each call is one CreateTransfers of this many items (grpc)
 
     @classmethod
     def load(cls, path: Path) -> Spec:
@@ -208,6 +236,7 @@ class Window:
     codes: Counter[str] = field(default_factory=Counter)
     flagged: int = 0
     ok_total: int = 0  # every successful transfer, warm-up and drain included
+    transfers_ok: int = 0  # bulk only: transfers in the window (latencies are per call)
     sent_total: int = 0
 
 
@@ -235,6 +264,37 @@ async def _worker(
             window.codes[result.code] += 1
             if result.ok:
                 window.latencies.append(elapsed)
+                window.flagged += result.flagged
+
+
+async def _bulk_worker(
+    index: int, spec: Spec, target: GrpcTarget, users: list[tuple[str, str]], window: Window
+) -> None:
+    """One CreateTransfers of `spec.batch_size` items per call, one random sender per call.
+    Latencies are per call (a batch); counts are per transfer."""
+    rng = random.Random(spec.seed * 1_000_003 + index)
+    count = len(users)
+    while not window.stopping:
+        sender = rng.randrange(count)
+        items = [
+            (
+                users[(sender + rng.randrange(1, count)) % count][0],
+                _amount(rng),
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            )
+            for _ in range(spec.batch_size)
+        ]
+        started = time.perf_counter()
+        results = await target.transfer_batch(users[sender][1], items)
+        elapsed = time.perf_counter() - started
+        oks = sum(r.ok for r in results)
+        window.sent_total += len(results)
+        window.ok_total += oks
+        if window.recording:
+            window.latencies.append(elapsed)
+            window.transfers_ok += oks
+            for result in results:
+                window.codes[result.code] += 1
                 window.flagged += result.flagged
 
 
@@ -372,8 +432,13 @@ async def run(spec: Spec) -> dict[str, Any]:
         users = await _setup(spec, target)
         setup_seconds = time.perf_counter() - setup_started
         window = Window()
+        bulk = spec.batch_size > 1 and isinstance(target, GrpcTarget)
         workers = [
-            asyncio.create_task(_worker(i, spec, target, users, window))
+            asyncio.create_task(
+                _bulk_worker(i, spec, target, users, window)  # type: ignore[arg-type]
+                if bulk
+                else _worker(i, spec, target, users, window)
+            )
             for i in range(spec.clients)
         ]
         await asyncio.sleep(spec.warmup)
@@ -392,8 +457,9 @@ async def run(spec: Spec) -> dict[str, Any]:
         await asyncio.gather(*workers)
     finally:
         await target.close()
-    ok = len(window.latencies)
+    ok = window.transfers_ok if bulk else len(window.latencies)
     return {
+        "batch_size": spec.batch_size if bulk else 1,
         "elapsed_seconds": round(elapsed, 3),
         "setup_seconds": round(setup_seconds, 3),
         "transfers_ok": ok,

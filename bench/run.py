@@ -1,7 +1,8 @@
 """`make bench`: wallet transfers per second against pgbench's TPC-B, in one run.
 
     python -m bench.run [--smoke] [--duration 10] [--warmup 2] [--clients 1,8,32,64]
-                        [--layouts many,hot] [--systems pgbench,grpc-pg,gateway-pg,grpc-sqlite]
+                        [--layouts many,hot]
+                        [--systems pgbench,grpc-pg,gateway-pg,grpc-sqlite,bulk-pg]
                         [--seed 1] [--out bench/results] [--profile DIR]
 
 For every layout, system and client count (a "cell"): fresh database, fresh wallet (and
@@ -34,7 +35,8 @@ from bench.loadgen import Spec
 from bench.pgbench import PgServer
 from bench.services import Service, start_fraud, start_gateway, start_wallet
 
-SYSTEMS = ("pgbench", "grpc-pg", "gateway-pg", "grpc-sqlite")
+SYSTEMS = ("pgbench", "grpc-pg", "gateway-pg", "grpc-sqlite", "bulk-pg")
+BULK_BATCH_SIZE = 100  # bulk-pg: transfers per CreateTransfers call
 LAYOUTS = ("many", "hot")
 FUND_AMOUNT = "4000.00"  # below every fraud threshold: funding is not what is measured
 LOADGEN_SLACK_SECONDS = 300
@@ -290,6 +292,7 @@ class Bench:
                 profile=self._profile_targets(system, layout, clients, started),
                 profile_flags=_PROFILE_FLAGS[self.config.profile_mode],
                 http_driver=self.config.http_driver,
+                batch_size=BULK_BATCH_SIZE if system == "bulk-pg" else 1,
             )
             _log(f"{system} {layout} c={clients}: services ready, load generator starting")
             result = _run_loadgen(spec, cell_dir)

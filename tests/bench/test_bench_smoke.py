@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = {"pgbench", "grpc-pg", "gateway-pg", "grpc-sqlite"}
+SYSTEMS = {"pgbench", "grpc-pg", "gateway-pg", "grpc-sqlite", "bulk-pg"}
+BENCH = [sys.executable, "-m", "bench.run"]
 PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -75,3 +76,27 @@ def test_smoke_run_reports_every_system_with_sound_books(tmp_path: Path) -> None
     assert "grpc-sqlite" in markdown
     png = (out / "throughput.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.postgres
+def test_bulk_smoke_moves_money_in_batches_of_100_with_sound_books(tmp_path: Path) -> None:
+    """bulk-pg alone (no pgbench needed): CreateTransfers calls of 100 items, every
+    transfer the clients saw succeed is in the ledger once, the books balance."""
+    _require_postgres_and_pgbench()
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [*BENCH, "--smoke", "--systems", "bulk-pg", "--layouts", "many", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    (row,) = json.loads((out / "results.json").read_text())["rows"]
+    assert row["system"] == "bulk-pg" and row["batch_size"] == 100
+    assert row["valid"] is True and row["ledger_violations"] == []
+    assert row["transfers_ok"] > 0
+    assert row["db_transfers"] == row["client_ok_total"]
+    # Latencies are per call: far fewer calls than transfers.
+    assert row["transfers_ok"] >= 100
