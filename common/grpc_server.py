@@ -92,12 +92,15 @@ def build_server(
     address: str,
     max_workers: int,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
-    """Create a server bound to `address` (port 0 picks a free one); returns the real port."""
+    """Create a server bound to `address` (port 0 picks a free one); returns the real port.
+    `reuse_port`: several processes share the port (SO_REUSEPORT, the kernel spreads the
+    connections); off by default, so a second server on a busy port fails clearly."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[AccessLogInterceptor(), *interceptors],
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         maximum_concurrent_rpcs=max_workers * 8,
     )
     try:
@@ -129,8 +132,10 @@ def serve_until_signal(
     *,
     grace_seconds: float,
     on_stop: Callable[[], None] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT, then report NOT_SERVING, drain in-flight calls and return."""
+    """Run until SIGTERM/SIGINT, then report NOT_SERVING, drain in-flight calls and return.
+    `on_started` runs once the server listens (and the signal handlers are in place)."""
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -140,6 +145,8 @@ def serve_until_signal(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server.start()
+    if on_started is not None:
+        on_started()
     stop.wait()
     health_servicer.enter_graceful_shutdown()
     server.stop(grace_seconds).wait()

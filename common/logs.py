@@ -18,6 +18,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,  # several wallet processes may share one port and log
         }
         request_id = current_request_id()
         if request_id:

@@ -92,6 +92,9 @@ def main() -> None:
     env.setdefault("FRAUD_ADDR", "127.0.0.1:50052")
     env.setdefault("GATEWAY_HOST", "127.0.0.1")
     env.setdefault("GATEWAY_PORT", "5000")
+    if env.get("WALLET_DATABASE_URL", "").startswith("postgresql"):
+        # One wallet process per core on one port (SQLite is served by one process).
+        env.setdefault("WALLET_PROCESSES", str(os.cpu_count() or 1))
     if not env.get("JWT_SECRET_KEY"):
         print(
             "JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "

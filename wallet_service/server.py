@@ -31,6 +31,7 @@ from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlLoginAttempts, SqlStore
+from wallet_service.supervisor import is_child, notify_ready, supervise
 
 log = logging.getLogger("wallet_service")
 
@@ -136,6 +137,7 @@ def create_server(settings: WalletSettings) -> WalletServer:
     server, port = build_server(
         address=settings.address,
         max_workers=settings.workers,
+        reuse_port=settings.processes > 1,
         interceptors=[
             ErrorMappingInterceptor(),
             PeerLimitInterceptor.from_settings(settings, limiter),
@@ -186,7 +188,11 @@ def serve(settings: WalletSettings) -> None:
         fraud=settings.fraud_address or "local",
     )
     serve_until_signal(
-        wallet.server, wallet.health, grace_seconds=settings.grace_seconds, on_stop=wallet.close
+        wallet.server,
+        wallet.health,
+        grace_seconds=settings.grace_seconds,
+        on_stop=wallet.close,
+        on_started=notify_ready,
     )
 
 
@@ -203,7 +209,10 @@ def main() -> None:
         print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     setup_logging(settings.log_level)
+    env = current_env()
     try:
+        if settings.processes > 1 and not is_child(env):
+            raise SystemExit(supervise(settings, env))
         serve(settings)
     except ConfigError as exc:  # found at start, e.g. an ADMIN_USERNAME that is not an admin
         print(f"wallet_service: configuration error: {exc}", file=sys.stderr)

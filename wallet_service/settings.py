@@ -63,6 +63,11 @@ class WalletSettings:
     login_per_peer: RateLimit
     money_per_user: RateLimit
     log_level: str
+    # Wallet processes serving the one port (SO_REUSEPORT) under one supervisor. Default 1:
+    # tests, chaos and the bench start `python -m wallet_service` and watch its one pid;
+    # `make run` on PostgreSQL asks for the number of cores. SQLite: always 1 (one process
+    # serves a SQLite file: its sender turns are in-process locks).
+    processes: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
@@ -107,11 +112,24 @@ class WalletSettings:
             ),
             money_per_user=env_rate_limit(env, "MONEY_RATE_LIMIT_PER_USER", RateLimit(60, 60)),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            processes=_processes(env),
         )
 
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _processes(env: Mapping[str, str]) -> int:
+    url = env_str(env, "WALLET_DATABASE_URL", DEFAULT_DATABASE_URL)
+    on_sqlite = url.startswith("sqlite")
+    processes = env_int(env, "WALLET_PROCESSES", 1, minimum=1)
+    if processes > 1 and on_sqlite:
+        raise ConfigError(
+            "WALLET_PROCESSES > 1 needs PostgreSQL: a SQLite database is served by one "
+            "wallet process (its sender turns are in-process locks)"
+        )
+    return processes
 
 
 def _jwt_secret(env: Mapping[str, str], *, production: bool) -> tuple[str, bool]:
