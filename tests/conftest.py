@@ -109,10 +109,10 @@ def fraud_addr() -> Iterator[str]:
     from fraud_service.server import create_server as create_fraud_server
     from fraud_service.settings import FraudSettings
 
-    server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+    server = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
     server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0).wait()
+    yield f"127.0.0.1:{server.port}"
+    server.stop(0)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -222,11 +222,11 @@ def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     assert block != rules
     path = tmp_path / "rules.toml"
     path.write_text(block)
-    server, port = create_fraud_server(
+    server = create_fraud_server(
         FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
     )
     server.start()
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{server.port}"
     server.stop(0)
 
 
@@ -353,16 +353,16 @@ def wait_for_health(addr: str, service: str, expected: int) -> None:
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
 def test_wallet_health_reflects_whether_it_can_reach_fraud(make_wallet: object, mode: str) -> None:
-    fraud_server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+    fraud_server = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
     fraud_server.start()
-    running, _ = make_wallet(f"127.0.0.1:{port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
+    running, _ = make_wallet(f"127.0.0.1:{fraud_server.port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
     serving, not_serving = (
         health_pb2.HealthCheckResponse.SERVING,
         health_pb2.HealthCheckResponse.NOT_SERVING,
     )
     wait_for_health(running.addr, "fraud.v1.FraudService", serving)
     assert wallet_health(running.addr, "wallet.v1.WalletService") == serving
-    fraud_server.stop(0).wait()
+    fraud_server.stop(0)
     wait_for_health(running.addr, "fraud.v1.FraudService", not_serving)
     # Closed mode cannot move money without fraud, so the wallet itself is not ready then;
     # open mode still serves (and flags movements as unscored).
