@@ -131,6 +131,7 @@ class ServiceProcess:
         self.address = address  # where it serves (host:port or a base URL), for the caller
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False  # SIGSTOPped
+        self.stop_requested = False  # SIGTERM sent to the current child
         self.starts = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class ServiceProcess:
                     stderr=subprocess.STDOUT,
                 )
         self.stopped = False
+        self.stop_requested = False
         self.starts += 1
 
     def wait_ready(self, probe: Probe, timeout: float = 60.0) -> None:
@@ -181,14 +183,21 @@ class ServiceProcess:
         the exit code (None if never started)."""
         if self.proc is None:
             return None
-        if self.stopped:
-            self.resume()  # a frozen process cannot act on SIGTERM
-        self.signal(signal.SIGTERM)
+        self.request_stop()
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill9()
             return self.proc.returncode
+
+    def request_stop(self) -> None:
+        """SIGTERM once, without waiting (so several children can drain at once). Once only:
+        a second SIGTERM while a service is already shutting down may kill it outright."""
+        if self.stopped:
+            self.resume()  # a frozen process cannot act on SIGTERM
+        if not self.stop_requested:
+            self.signal(signal.SIGTERM)
+            self.stop_requested = True
 
     def kill9(self) -> None:
         """SIGKILL: no chance to flush or close anything."""

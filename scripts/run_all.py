@@ -49,7 +49,7 @@ class Supervisor:
 
     def stop(self) -> None:
         for child in reversed(self.children):
-            child.signal(signal.SIGTERM)  # all drain at once, then each is waited for
+            child.request_stop()  # all drain at once, then each is waited for
         for child in reversed(self.children):
             child.terminate()
 

@@ -15,7 +15,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from gateway_helpers import assert_error
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -23,7 +22,7 @@ from grpc_status import rpc_status
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.errors import HTTP_STATUS_BY_GRPC
-from tests.gateway_server import GatewayThread, gateway_settings
+from tests.support import GatewayThread, assert_error, gateway_settings
 
 AUTH = {"Authorization": "Bearer t0ken"}
 

@@ -17,14 +17,21 @@ import jwt
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import TEST_JWT_SECRET, RunningWallet
-from tests.helpers import PASSWORD, bearer, error_reason, login, register, unique_name
-from tests.security.conftest import (
+from tests.support import (
+    PASSWORD,
+    TEST_JWT_SECRET,
     Account,
     MakeUser,
+    RunningWallet,
+    StartGateway,
     Unchanged,
+    bearer,
     deposit,
+    error_reason,
+    login,
+    register,
     set_role,
+    unique_name,
 )
 
 ISSUER = "wallet_service"
@@ -250,11 +257,14 @@ def test_brute_force_login_is_limited(
 
 
 def test_rest_brute_force_login_is_limited(
-    stub: wallet_pb2_grpc.WalletServiceStub, start_gateway: Any, unchanged: Unchanged
+    stub: wallet_pb2_grpc.WalletServiceStub,
+    wallet: RunningWallet,
+    start_gateway: StartGateway,
+    unchanged: Unchanged,
 ) -> None:
     from gateway.settings import RateLimit
 
-    url = start_gateway(login_per_username=RateLimit(limit=3, window_seconds=60))
+    url = start_gateway(wallet.addr, login_per_username=RateLimit(limit=3, window_seconds=60))
     name = register(stub)
     with httpx.Client(base_url=url, timeout=20) as client, unchanged():
         statuses = [

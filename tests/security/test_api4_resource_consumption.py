@@ -11,9 +11,7 @@ import httpx
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import error_reason
-from tests.security.conftest import Account, MakeUser, Unchanged, deposit
+from tests.support import Account, MakeUser, RunningWallet, Unchanged, deposit, error_reason
 
 MAX_PAGE = 200
 HUGE = 100_000

@@ -16,8 +16,7 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.helpers import error_reason
-from tests.security.conftest import Account, MakeUser, Unchanged, deposit
+from tests.support import Account, MakeUser, Unchanged, deposit, error_reason
 
 USER_METHODS = {
     "Register",

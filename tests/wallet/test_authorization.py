@@ -11,9 +11,16 @@ import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_JWT_SECRET, RunningWallet
-from tests.helpers import bearer, login, new_user
-from tests.wallet.test_journey import expect_error
+from tests.support import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    TEST_JWT_SECRET,
+    RunningWallet,
+    bearer,
+    expect_error,
+    login,
+    new_user,
+)
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 

@@ -9,8 +9,7 @@ import grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import error_reason, new_user
+from tests.support import RunningWallet, error_reason, new_user
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 RACERS = 60

@@ -14,17 +14,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
+from common.processes import free_address
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import (
+from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     RunningWallet,
+    bearer,
+    count_rows,
+    expect_error,
+    login,
+    new_user,
     start_wallet,
     wallet_settings,
 )
-from tests.helpers import bearer, login, new_user
-from tests.wallet.test_journey import count_rows, expect_error
 from wallet_service.schema import ledger_entries, transactions
 
 Stub = wallet_pb2_grpc.WalletServiceStub
@@ -249,11 +253,7 @@ def slow_fraud() -> Iterator[str]:
 
 
 def closed_port() -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return free_address()  # nothing listens there: fraud is down
 
 
 def test_block_rule_rejects_and_moves_nothing(make_wallet: object, blocking_fraud: str) -> None:

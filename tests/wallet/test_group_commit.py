@@ -9,8 +9,7 @@ import grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import RunningWallet, start_wallet, wallet_settings
-from tests.helpers import error_reason, new_user
+from tests.support import RunningWallet, error_reason, new_user, start_wallet, wallet_settings
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
 from wallet_service.group_commit import DirectWriter
 from wallet_service.ids import uuid7

@@ -4,14 +4,10 @@ and refusing to start in production without a strong secret."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,63 +16,43 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import TEST_JWT_SECRET
-from tests.helpers import new_user
+from common.processes import ServiceProcess, free_address, python_path
+from tests.support import TEST_JWT_SECRET, SpawnService, clean_environ, json_logs, new_user
 
-ROOT = Path(__file__).resolve().parents[2]
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_wallet_process(spawn: SpawnService, db_path: Path, **env: str) -> ServiceProcess:
+    """`python -m wallet_service` on a free port, serving; `.address` is where."""
+    addr = free_address()
+    process = spawn(
+        "wallet",
+        "wallet_service",
+        APP_ENV="test",
+        WALLET_ADDR=addr,
+        WALLET_DATABASE_URL=f"sqlite:///{db_path}",
+        JWT_SECRET_KEY=TEST_JWT_SECRET,
+        FRAUD_ADDR="",  # the in-process seed rule: this test is about the wallet alone
+        **env,
+    )
+    process.address = addr
+    process.start()
+    process.wait_grpc_serving(addr, timeout=20)
+    return process
 
 
-class WalletProcess:
-    def __init__(self, db_path: Path, port: int, **env: str) -> None:
-        self.addr = f"127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "APP_ENV": "test",
-            "WALLET_ADDR": self.addr,
-            "WALLET_DATABASE_URL": f"sqlite:///{db_path}",
-            "JWT_SECRET_KEY": TEST_JWT_SECRET,
-            "FRAUD_ADDR": "",  # the in-process seed rule: this test is about the wallet alone
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wallet_service"], cwd=ROOT, env=self.env, stderr=subprocess.PIPE
-        )
-        channel = grpc.insecure_channel(self.addr)
-        grpc.channel_ready_future(channel).result(timeout=20)
-        channel.close()
-
-    def stub(self) -> wallet_pb2_grpc.WalletServiceStub:
-        return wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(self.addr))
-
-    def kill(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=20)
+def stub_of(process: ServiceProcess) -> wallet_pb2_grpc.WalletServiceStub:
+    return wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(process.address))
 
 
 @pytest.fixture
-def wallet_process(tmp_path: Path) -> Iterator[WalletProcess]:
-    process = WalletProcess(tmp_path / "wallet.db", free_port())
-    process.start()
-    yield process
-    if process.proc and process.proc.poll() is None:
-        process.kill(signal.SIGKILL)
+def wallet_process(spawn: SpawnService, tmp_path: Path) -> ServiceProcess:
+    return start_wallet_process(spawn, tmp_path / "wallet.db")
 
 
-def test_reflection_and_health_through_grpcurl(wallet_process: WalletProcess) -> None:
+def test_reflection_and_health_through_grpcurl(wallet_process: ServiceProcess) -> None:
     listed = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.addr, "list"],
+        [str(GRPCURL), "-plaintext", wallet_process.address, "list"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -85,42 +61,35 @@ def test_reflection_and_health_through_grpcurl(wallet_process: WalletProcess) ->
     assert "wallet.v1.WalletService" in listed.split()
     assert "grpc.health.v1.Health" in listed.split()
     health = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.addr, "grpc.health.v1.Health/Check"],
+        [str(GRPCURL), "-plaintext", wallet_process.address, "grpc.health.v1.Health/Check"],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     ).stdout
     assert json.loads(health)["status"] == "SERVING"
-    channel = grpc.insecure_channel(wallet_process.addr)
+    channel = grpc.insecure_channel(wallet_process.address)
     reply = health_pb2_grpc.HealthStub(channel).Check(
         health_pb2.HealthCheckRequest(service="wallet.v1.WalletService")
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_sigterm_drains_and_exits_zero(wallet_process: WalletProcess) -> None:
-    stub = wallet_process.stub()
+def test_sigterm_drains_and_exits_zero(wallet_process: ServiceProcess) -> None:
+    stub = stub_of(wallet_process)
     _, auth = new_user(stub)
     stub.Deposit(pb.DepositRequest(amount="1.00", currency="USD"), metadata=auth)
-    assert wallet_process.kill(signal.SIGTERM) == 0
-    assert wallet_process.proc is not None and wallet_process.proc.stderr is not None
-    lines = [
-        json.loads(line)
-        for line in wallet_process.proc.stderr.read().splitlines()
-        if line.startswith(b"{")
-    ]
-    rpc_lines = [line for line in lines if line.get("msg") == "rpc"]
+    assert wallet_process.terminate(timeout=20) == 0
+    rpc_lines = [line for line in json_logs(wallet_process) if line.get("msg") == "rpc"]
     assert any(
         line["method"].endswith("/Deposit") and line["code"] == "OK" and line.get("request_id")
         for line in rpc_lines
     )
 
 
-def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
-    process = WalletProcess(tmp_path / "durable.db", free_port())
-    process.start()
-    stub = process.stub()
+def test_acknowledged_operations_survive_kill_9(spawn: SpawnService, tmp_path: Path) -> None:
+    process = start_wallet_process(spawn, tmp_path / "durable.db")
+    stub = stub_of(process)
     _, auth = new_user(stub)
     acknowledged: list[str] = []
     stop = threading.Event()
@@ -144,14 +113,15 @@ def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
         writer.start()
     while len(acknowledged) < 40:
         time.sleep(0.01)
-    process.kill(signal.SIGKILL)  # no chance to flush or close anything
+    process.kill9()  # no chance to flush or close anything
     stop.set()
     for writer in writers:
         writer.join(timeout=10)
     seen = list(acknowledged)
 
     process.start()
-    stub = process.stub()
+    process.wait_grpc_serving(process.address, timeout=20)
+    stub = stub_of(process)
     ids: set[str] = set()
     cursor = ""
     while True:
@@ -165,7 +135,7 @@ def test_acknowledged_operations_survive_kill_9(tmp_path: Path) -> None:
     assert set(seen) <= ids  # every acknowledged deposit is there
     balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance
     assert balance == f"{len(ids)}.00"  # and the balance agrees with the history
-    process.kill(signal.SIGTERM)
+    assert process.terminate(timeout=20) == 0
 
 
 @pytest.mark.parametrize(
@@ -176,12 +146,12 @@ def test_production_refuses_a_missing_or_weak_secret(
     tmp_path: Path, secret: str, message: str
 ) -> None:
     env = {
-        **os.environ,
+        **clean_environ(),
         "APP_ENV": "production",
         "JWT_SECRET_KEY": secret,
         "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-        "WALLET_ADDR": f"127.0.0.1:{free_port()}",
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
+        "WALLET_ADDR": free_address(),
+        "PYTHONPATH": python_path(),
     }
     result = subprocess.run(
         [sys.executable, "-m", "wallet_service"],
