@@ -10,6 +10,7 @@ when no server answers, except in CI (CI=true), where they fail.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,15 @@ from tests.support import (
     ADMIN_USERNAME,
     Account,
     CreateDatabase,
-    GatewayThread,
     PgDatabases,
     RunningWallet,
     SpawnService,
     StartGateway,
     bearer,
     database_url,
-    gateway_settings,
     login,
     make_process,
+    running_gateway,
     start_fraud,
     start_wallet,
     wallet_settings,
@@ -106,26 +106,19 @@ def admin(stub: wallet_pb2_grpc.WalletServiceStub, wallet: RunningWallet) -> Acc
 @pytest.fixture(scope="session")
 def gateway_url(wallet_addr: str) -> Iterator[str]:
     """A gateway in front of the real wallet, with relaxed limits (shared by the session)."""
-    gateway = GatewayThread(gateway_settings(wallet_addr))
-    gateway.start()
-    yield gateway.url
-    gateway.stop()
+    with running_gateway(wallet_addr) as url:
+        yield url
 
 
 @pytest.fixture
 def start_gateway() -> Iterator[StartGateway]:
     """`start_gateway(wallet_addr, **overrides)` -> base URL; each is stopped at test end."""
-    started: list[GatewayThread] = []
+    with ExitStack() as started:
 
-    def start(wallet_addr: str, **overrides: Any) -> str:
-        gateway = GatewayThread(gateway_settings(wallet_addr, **overrides))
-        gateway.start()
-        started.append(gateway)
-        return gateway.url
+        def start(wallet_addr: str, **overrides: Any) -> str:
+            return started.enter_context(running_gateway(wallet_addr, **overrides))
 
-    yield start
-    for gateway in started:
-        gateway.stop()
+        yield start
 
 
 # -- service processes ------------------------------------------------------------------------

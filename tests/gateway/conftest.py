@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from common.processes import free_address
-from tests.support import GatewayThread, gateway_settings
+from tests.support import running_gateway
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +21,8 @@ def closed_addr() -> str:
 @pytest.fixture(scope="session")
 def down_url(closed_addr: str) -> Iterator[str]:
     """A gateway whose wallet is down (shared: its limits are relaxed)."""
-    gateway = GatewayThread(gateway_settings(closed_addr))
-    gateway.start()
-    yield gateway.url
-    gateway.stop()
+    with running_gateway(closed_addr) as url:
+        yield url
 
 
 @pytest.fixture

@@ -306,7 +306,7 @@ def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: Account) -
     reversed_ = api.post(
         f"/admin/transactions/{tx}/reverse",
         json={"reason": "card chargeback"},
-        headers={**admin.auth_header, "Idempotency-Key": "rev-1"},
+        headers={**admin.auth_header, "Idempotency-Key": unique_name("rev")},  # the admin is shared
     )
     assert reversed_.status_code == 201, reversed_.text
     assert reversed_.json() == {

@@ -24,6 +24,7 @@ from tests.support.gateway import (
     assert_error,
     error_code,
     gateway_settings,
+    running_gateway,
 )
 from tests.support.grpc_clients import (
     PASSWORD,
@@ -31,6 +32,7 @@ from tests.support.grpc_clients import (
     MakeUser,
     Metadata,
     Stub,
+    admin_auth,
     bearer,
     deposit,
     expect_error,
@@ -79,6 +81,7 @@ __all__ = [
     "StartGateway",
     "Stub",
     "Unchanged",
+    "admin_auth",
     "assert_error",
     "bearer",
     "clean_environ",
@@ -100,6 +103,7 @@ __all__ = [
     "pg_available",
     "register",
     "require_postgres",
+    "running_gateway",
     "set_role",
     "start_fraud",
     "start_wallet",

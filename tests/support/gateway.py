@@ -7,7 +7,8 @@ import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -63,6 +64,17 @@ def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
         money_per_token=RELAXED,
     )
     return dataclasses.replace(base, **overrides)
+
+
+@contextmanager
+def running_gateway(wallet_addr: str, **overrides: Any) -> Iterator[str]:
+    """A started gateway in front of `wallet_addr`; yields its base URL, then stops it."""
+    gateway = GatewayThread(gateway_settings(wallet_addr, **overrides))
+    gateway.start()
+    try:
+        yield gateway.url
+    finally:
+        gateway.stop()
 
 
 def assert_error(

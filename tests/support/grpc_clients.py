@@ -12,6 +12,7 @@ import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from common.rpc_errors import error_reason
+from tests.support.servers import ADMIN_PASSWORD, ADMIN_USERNAME
 
 PASSWORD = "correct horse battery"
 
@@ -41,6 +42,11 @@ def new_user(stub: Stub) -> tuple[str, Metadata]:
     """Register and log in a fresh user; returns (username, auth metadata)."""
     name = register(stub)
     return name, bearer(login(stub, name))
+
+
+def admin_auth(stub: Stub) -> Metadata:
+    """The bootstrapped admin's auth metadata."""
+    return bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
 
 
 def expect_error(call: Callable[[], Any], code: grpc.StatusCode, reason: str) -> grpc.RpcError:

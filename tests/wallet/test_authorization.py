@@ -12,10 +12,10 @@ from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
 from tests.support import (
-    ADMIN_PASSWORD,
     ADMIN_USERNAME,
     TEST_JWT_SECRET,
     RunningWallet,
+    admin_auth,
     bearer,
     expect_error,
     login,
@@ -197,7 +197,7 @@ def test_registration_never_creates_an_admin(stub: Stub) -> None:
 
 
 def test_admin_deletes_a_user_whose_token_then_stops_working(stub: Stub) -> None:
-    admin = bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
+    admin = admin_auth(stub)
     victim, victim_auth = new_user(stub)
     stub.GetBalance(pb.GetBalanceRequest(), metadata=victim_auth)
     deleted = stub.DeleteUser(pb.DeleteUserRequest(username=victim), metadata=admin)

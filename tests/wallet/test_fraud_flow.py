@@ -18,13 +18,10 @@ from common.processes import free_address
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
 from tests.support import (
-    ADMIN_PASSWORD,
-    ADMIN_USERNAME,
     RunningWallet,
-    bearer,
+    admin_auth,
     count_rows,
     expect_error,
-    login,
     new_user,
     start_wallet,
     wallet_settings,
@@ -32,10 +29,6 @@ from tests.support import (
 from wallet_service.schema import ledger_entries, transactions
 
 Stub = wallet_pb2_grpc.WalletServiceStub
-
-
-def admin_auth(stub: Stub) -> tuple[tuple[str, str], ...]:
-    return bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
 
 
 def flagged_ids(stub: Stub, auth: tuple[tuple[str, str], ...], status: str = "") -> set[str]:

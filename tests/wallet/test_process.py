@@ -50,23 +50,21 @@ def wallet_process(spawn: SpawnService, tmp_path: Path) -> ServiceProcess:
     return start_wallet_process(spawn, tmp_path / "wallet.db")
 
 
-def test_reflection_and_health_through_grpcurl(wallet_process: ServiceProcess) -> None:
-    listed = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.address, "list"],
+def grpcurl(address: str, *args: str) -> str:
+    return subprocess.run(
+        [str(GRPCURL), "-plaintext", address, *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     ).stdout
+
+
+def test_reflection_and_health_through_grpcurl(wallet_process: ServiceProcess) -> None:
+    listed = grpcurl(wallet_process.address, "list")
     assert "wallet.v1.WalletService" in listed.split()
     assert "grpc.health.v1.Health" in listed.split()
-    health = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.address, "grpc.health.v1.Health/Check"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
+    health = grpcurl(wallet_process.address, "grpc.health.v1.Health/Check")
     assert json.loads(health)["status"] == "SERVING"
     channel = grpc.insecure_channel(wallet_process.address)
     reply = health_pb2_grpc.HealthStub(channel).Check(
