@@ -44,7 +44,7 @@ def _bare(request: bytes, context: grpc.ServicerContext) -> bytes:
     return b""
 
 
-class _Handler(grpc.GenericRpcHandler):
+class _Handler(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic in grpc-stubs only
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
         behaviour = {RICH: _rich, BARE: _bare}.get(handler_call_details.method)
         return grpc.unary_unary_rpc_method_handler(behaviour) if behaviour else None
@@ -62,7 +62,7 @@ def addr() -> Iterator[str]:
 
 def _fail(addr: str, method: str) -> grpc.RpcError:
     with grpc.insecure_channel(addr) as channel, pytest.raises(grpc.RpcError) as caught:
-        channel.unary_unary(method)(b"", timeout=10)
+        channel.unary_unary(method, None, None)(b"", timeout=10)
     return caught.value
 
 
@@ -78,7 +78,7 @@ def test_reads_code_message_error_info_and_retry_delay(addr: str) -> None:
 async def test_reads_an_asyncio_error_the_same_way(addr: str) -> None:
     async with grpc.aio.insecure_channel(addr) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await channel.unary_unary(RICH)(b"", timeout=10)
+            await channel.unary_unary(RICH, None, None)(b"", timeout=10)
     decoded = decode_rpc_error(caught.value)
     assert (decoded.code, decoded.reason) == (
         grpc.StatusCode.FAILED_PRECONDITION,

@@ -68,7 +68,7 @@ def test_serves_logs_with_request_id_and_exits_zero_on_sigterm(service: ServiceP
                 features=fraud_pb2.Features(account_age_seconds=10**8),
             ),
             timeout=START_TIMEOUT,
-            metadata=[("x-request-id", "sigterm-test-42")],
+            metadata=(("x-request-id", "sigterm-test-42"),),
             wait_for_ready=True,
         )
     assert reply.decision == fraud_pb2.REVIEW

@@ -70,7 +70,7 @@ def score_request(
 
 def score(channel: grpc.Channel, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
     stub = fraud_pb2_grpc.FraudServiceStub(channel)
-    return stub.Score(request, timeout=5, metadata=[("x-request-id", "fraud-test-1")])
+    return stub.Score(request, timeout=5, metadata=(("x-request-id", "fraud-test-1"),))
 
 
 def test_ordinary_movement_is_allowed(channel: grpc.Channel) -> None:

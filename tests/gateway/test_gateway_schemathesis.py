@@ -55,7 +55,9 @@ def test_the_served_schema_is_the_tested_one(gateway_url: str) -> None:
 
 @schema.parametrize()
 def test_no_server_errors_and_no_schema_violations(
-    case: schemathesis.Case, gateway_url: str, user_auth: dict[str, str]
+    case: schemathesis.Case,  # type: ignore[type-arg]
+    gateway_url: str,
+    user_auth: dict[str, str],
 ) -> None:
     # DELETE /me would end the shared user's session for the rest of the run.
     headers = user_auth if (case.method, case.path) != ("DELETE", "/me") else {}

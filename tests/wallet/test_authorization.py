@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 import jwt
@@ -14,6 +16,7 @@ from wallet.v1 import wallet_pb2_grpc
 from tests.support import (
     ADMIN_USERNAME,
     TEST_JWT_SECRET,
+    Metadata,
     RunningWallet,
     admin_auth,
     bearer,
@@ -49,7 +52,7 @@ def valid_claims(subject: str, **overrides: object) -> dict[str, object]:
 
 
 def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
-    calls = [
+    calls: list[Callable[[Metadata], object]] = [
         lambda md: stub.GetBalance(pb.GetBalanceRequest(), metadata=md),
         lambda md: stub.ListBalances(pb.ListBalancesRequest(), metadata=md),
         lambda md: stub.Deposit(pb.DepositRequest(amount="1", currency="USD"), metadata=md),
@@ -63,9 +66,9 @@ def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
         lambda md: stub.ListFlaggedTransactions(pb.ListFlaggedTransactionsRequest(), metadata=md),
     ]
     for call in calls:
-        expect_error(lambda c=call: c(()), grpc.StatusCode.UNAUTHENTICATED, "token_missing")
+        expect_error(partial(call, ()), grpc.StatusCode.UNAUTHENTICATED, "token_missing")
         expect_error(
-            lambda c=call: c((("authorization", "Basic abc"),)),
+            partial(call, (("authorization", "Basic abc"),)),
             grpc.StatusCode.UNAUTHENTICATED,
             "token_invalid",
         )
