@@ -7,17 +7,28 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := protos/wallet/v1/wallet.proto protos/fraud/v1/fraud.proto
 GEN_STAMP := $(GEN)/.stamp
+# requirements.lock pins the whole tree (runtime + the dev extra) with hashes; `make lock`
+# regenerates it from pyproject.toml, keeping existing pins (PIP_COMPILE_ARGS=--upgrade to
+# move them).
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_CMD := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
-.PHONY: install proto run test test-fast lint fmt clean bench chaos migrate
+.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	@# Put the repository and the generated stubs on the venv's import path.
 	$(PY) -c "import site, pathlib; root = pathlib.Path.cwd(); pathlib.Path(site.getsitepackages()[0], 'digital_wallet.pth').write_text(f'{root}\n{root / \"$(GEN)\"}\n')"
 	@touch $(STAMP)
 
 install: $(STAMP) $(GEN_STAMP)
+
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
+	$(VENV)/bin/$(LOCK_CMD) $(PIP_COMPILE_ARGS)
 
 $(GEN_STAMP): $(STAMP) $(PROTOS)
 	rm -rf $(GEN) && mkdir -p $(GEN)
@@ -36,8 +47,12 @@ migrate: install
 run: install
 	$(PY) -m scripts.run_all
 
+# pytest exits 5 when it collected no tests: a failure too (a broken path or marker
+# expression must not pass as green).
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS); status=$$?; \
+		if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
+		exit $$status
 
 test-fast: install
 	$(PY) -m pytest -q -x -m "not slow and not postgres" $(PYTEST_ARGS)
@@ -53,10 +68,13 @@ fmt: install
 
 bench: install
 	@# wrk drives the gateway rows (a Python HTTP client would eat the cores it measures).
-	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
-		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1) || \
-		echo "wrk is not installed: the gateway rows fall back to the httpx load generator"
+	@command -v wrk >/dev/null || \
+		echo "wrk is not installed (make bench-tools): the gateway rows use the httpx load generator"
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# System tools for `make bench` (needs root: apt-get). Kept apart so bench never installs.
+bench-tools:
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)

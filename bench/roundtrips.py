@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 "WALLET_DATABASE_URL": url,
                 "JWT_SECRET_KEY": "roundtrips-" + "x" * 40,
                 "FRAUD_ADDR": "",
+                "MONEY_RATE_LIMIT_PER_USER": "0",
             }
         )
         service = build_service(settings)

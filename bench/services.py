@@ -44,6 +44,10 @@ def start_wallet(
         "WALLET_GRACE_SECONDS": "2",
         "ADMIN_USERNAME": "",
         "ADMIN_PASSWORD": "",
+        # The benchmark's users send far more than a person would: 0 turns a limit off.
+        "WALLET_REGISTER_RATE_LIMIT_PER_PEER": "0",
+        "WALLET_LOGIN_RATE_LIMIT_PER_PEER": "0",
+        "MONEY_RATE_LIMIT_PER_USER": "0",
     }
     service = _service("wallet", "wallet_service", env, log_dir, address)
     service.start()
@@ -59,7 +63,7 @@ def start_gateway(log_dir: Path, *, wallet_addr: str) -> Service:
         "GATEWAY_PORT": str(port),
         "WALLET_ADDR": wallet_addr,
         # The benchmark's users send far more than a person would: 0 turns a limit off.
-        "MONEY_RATE_LIMIT_PER_TOKEN": "0",
+        "REGISTER_RATE_LIMIT_PER_IP": "0",
         "LOGIN_RATE_LIMIT_PER_IP": "0",
         "LOGIN_RATE_LIMIT_PER_USERNAME": "0",
         "REDIS_URL": "",

@@ -170,7 +170,9 @@ def _check_client_view(
                 continue
             if len(found) > 1:
                 report.add("acked_duplicated", f"{op.key}: {len(found)} rows")
-            problem = _mismatch(op, found[0], account_by_id, username_of)
+            # Compare the row the client was told about (rows come in no particular order).
+            acked = next((t for t in found if t.id == op.tx_id), found[0])
+            problem = _mismatch(op, acked, account_by_id, username_of)
             if problem:
                 report.add("acked_mismatch", f"{op.key}: {problem}")
         elif op.outcome == "unknown":

@@ -1,28 +1,45 @@
 """`python -m chaos.run --duration S --seed N --store sqlite|postgres|both --out DIR`
+`python -m chaos.run --faults N --ops-after-heal M ...` (count-driven)
 
 Starts fraud_service, a fault proxy in front of it and two wallet replicas (two processes
 on one SQLite file, or two replicas on one PostgreSQL database), runs the bank workload
 while the seeded injector breaks things, heals everything, then checks the ledger.
+
+`--duration` runs for S seconds with faults at seeded random times (the long run).
+`--faults` instead injects N faults one after another, each held until the workload has
+observed it (client attempts failed and retried, or movements scored UNSCORED), heals, and
+stops once the workload has acknowledged M operations after the last heal: the same run
+on any machine, however slow (the smoke test uses it).
 Writes `summary.json` and `summary.txt` under DIR and exits 1 when any violation is found.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from chaos.checker import admin_queue, check
-from chaos.faults import FaultInjector, ensure_postgres_running
+from chaos.faults import (
+    KILL_WALLET,
+    FaultInjector,
+    Hold,
+    counted_schedule,
+    ensure_postgres_running,
+)
 from chaos.procs import ServiceProcess, free_port, snapshot_code, wait_serving
 from chaos.proxy import FaultProxy
 from chaos.workload import Replicas, Workload
@@ -50,7 +67,104 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="never restart the PostgreSQL server (for the smoke run: other tests share it)",
     )
     parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument(
+        "--faults",
+        type=int,
+        default=0,
+        help="count-driven run: inject N faults, each held until the workload observed it "
+        "(replaces --duration)",
+    )
+    parser.add_argument(
+        "--ops-after-heal",
+        type=int,
+        default=100,
+        help="count-driven run: acknowledged operations to wait for after the last heal",
+    )
     return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The count-driven plan: the fault kinds in order and the event counts that pace them.
+    `hang_guard` (seconds) only bounds each wait so a stuck run fails instead of hanging."""
+
+    kinds: list[str]
+    observe: int = 3  # failed attempts (wallet kill) or UNSCORED movements (fraud faults)
+    ops_between: int = 10  # acknowledged operations on a healthy system before each fault
+    ops_after_heal: int = 100
+    hang_guard: float = 180.0
+
+
+def _hold(workload: Workload, plan: Counted, unscored: Callable[[], int]) -> Hold:
+    def hold(kind: str) -> bool:
+        if kind == KILL_WALLET:  # clients that pick the dead replica fail and retry
+            mark = workload.progress()
+            return workload.wait_until(
+                lambda p: p.failed_attempts >= mark.failed_attempts + plan.observe,
+                plan.hang_guard,
+            )
+        # Every fraud fault makes the wallet fail open: movements complete UNSCORED. Only
+        # admins see a movement's fraud decision, so the ledger itself is counted.
+        return _poll_until(lambda n: n >= plan.observe, unscored, plan.hang_guard)
+
+    return hold
+
+
+def _unscored_counter(database_url: str) -> tuple[Callable[[], int], Engine]:
+    """How many movements the ledger holds that were committed without a fraud verdict."""
+    engine = create_engine(database_url)
+    query = text("SELECT count(*) FROM transactions WHERE fraud_decision = 'UNSCORED'")
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    return count, engine
+
+
+def _poll_until(done: Callable[[int], bool], counter: Callable[[], int], ceiling: float) -> bool:
+    """Poll `counter` until `done(increase since the first read)`; `ceiling` (seconds) is
+    only a hang guard. A read that fails (the database restarting) counts as no change."""
+    mark: int | None = None
+    give_up = time.monotonic() + ceiling
+    while time.monotonic() < give_up:
+        with contextlib.suppress(SQLAlchemyError):
+            current = counter()
+            mark = current if mark is None else mark
+            if done(current - mark):
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _acks(workload: Workload, count: int, ceiling: float) -> bool:
+    mark = workload.progress().acked
+    return workload.wait_until(lambda p: p.acked >= mark + count, ceiling)
+
+
+def _drive(
+    injector: FaultInjector,
+    workload: Workload,
+    duration: float,
+    plan: Counted | None,
+    unscored: Callable[[], int],
+) -> dict[str, Any]:
+    """Break things while the workload runs: for `duration` seconds, or by the plan."""
+    if plan is None:
+        injector.start(duration)
+        time.sleep(duration)
+        injector.stop()  # waits for the fault in progress, then heals everything
+        return {}
+    injector.run_counted(
+        plan.kinds,
+        _hold(workload, plan, unscored),
+        lambda: _acks(workload, plan.ops_between, plan.hang_guard),
+    )
+    injector.heal()
+    mark = workload.progress().acked
+    if not _acks(workload, plan.ops_after_heal, plan.hang_guard):
+        injector.errors.append("after the last heal: too few acknowledged operations (hang guard)")
+    return {"acknowledged_after_last_heal": workload.progress().acked - mark}
 
 
 def run_once(
@@ -64,8 +178,10 @@ def run_once(
     pg_restart: bool = True,
     keep_db: bool = False,
     fault_interval: tuple[float, float] = (1.5, 4.0),
+    counted: Counted | None = None,
 ) -> dict[str, Any]:
-    """One full run on one store; returns the summary dict."""
+    """One full run on one store; returns the summary dict. With `counted`, the run is
+    paced by events (see `Counted`) and `duration` is ignored."""
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     work.mkdir(exist_ok=True)
@@ -107,6 +223,10 @@ def run_once(
                 "WALLET_GRACE_SECONDS": "2",
                 "LOG_LEVEL": "WARNING",
                 "LOGIN_MAX_FAILURES": "1000",
+                # One workload process registers and moves for every user: 0 turns limits off.
+                "WALLET_REGISTER_RATE_LIMIT_PER_PEER": "0",
+                "WALLET_LOGIN_RATE_LIMIT_PER_PEER": "0",
+                "MONEY_RATE_LIMIT_PER_USER": "0",
             },
             work,
             code,
@@ -126,7 +246,12 @@ def run_once(
     replicas = Replicas(wallet_addrs)
     workload = Workload(replicas, seed=seed, users=users, clients=clients)
     started = time.monotonic()
-    summary: dict[str, Any] = {"store": store, "seed": seed, "duration_seconds": duration}
+    summary: dict[str, Any] = {
+        "store": store,
+        "seed": seed,
+        "duration_seconds": None if counted else duration,
+        "faults_planned": counted.kinds if counted else None,
+    }
     try:
         fraud.start()
         proxy.start()
@@ -139,16 +264,18 @@ def run_once(
                 raise RuntimeError(f"{wallet.name} did not start; see {wallet.log_path}")
         workload.setup()
         workload.start()
-        injector.start(duration)
-        time.sleep(duration)
-        injector.stop()  # waits for the fault in progress, then heals everything
+        unscored, observer = _unscored_counter(url)
+        try:
+            driven = _drive(injector, workload, duration, counted, unscored)
+        finally:
+            observer.dispose()  # before the database is dropped
         workload.stop(timeout=workload.retry_budget + 30)
         queue = admin_queue(wallet_addrs[0], ADMIN_USERNAME, ADMIN_PASSWORD)
         exit_codes = [w.terminate() for w in wallets]
         fraud.terminate()
         report = check(url, workload.ops, queue)
         summary |= {
-            "operations": workload.counts(),
+            "operations": workload.counts() | driven,
             "faults_injected": injector.counts(),
             "fault_errors": injector.errors,
             "fault_events": [asdict(e) for e in injector.events],
@@ -186,7 +313,12 @@ def text_summary(summary: dict[str, Any]) -> str:
     ops = summary.get("operations", {})
     lines = [
         f"chaos run: store={summary['store']} seed={summary['seed']} "
-        f"duration={summary['duration_seconds']}s (wall {summary.get('wall_seconds')}s)",
+        + (
+            f"faults={summary['faults_planned']}"
+            if summary.get("faults_planned")
+            else f"duration={summary['duration_seconds']}s"
+        )
+        + f" (wall {summary.get('wall_seconds')}s)",
         f"  operations: attempted {ops.get('attempted')}, acknowledged {ops.get('acknowledged')}, "
         f"retried {ops.get('retried')}, failed {ops.get('failed_definitively')} "
         f"({ops.get('failure_reasons')}), unknown {ops.get('unknown_outcome')}",
@@ -214,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]
     summaries = []
     for store in stores:
-        log.info("chaos: %s for %ss, seed %s -> %s", store, args.duration, args.seed, out)
+        counted = None
+        if args.faults:
+            pg_restart = store == "postgres" and not args.no_pg_restart
+            kinds = counted_schedule(args.faults, args.seed, pg_restart)
+            counted = Counted(kinds, ops_after_heal=args.ops_after_heal)
+        log.info("chaos: %s, %s, seed %s -> %s", store, counted or args.duration, args.seed, out)
         summary = run_once(
             store,
             duration=args.duration,
@@ -224,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             clients=args.clients,
             pg_restart=not args.no_pg_restart,
             keep_db=args.keep_db,
+            counted=counted,
         )
         summaries.append(summary)
         print(text_summary(summary), flush=True)

@@ -13,7 +13,8 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +60,14 @@ class Op:
     codes: list[str] = field(default_factory=list)
     final_code: str = ""
     final_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Running event counts, so a driver can wait for *events* instead of seconds."""
+
+    acked: int = 0
+    failed_attempts: int = 0  # attempts that failed retryably (the client retries them)
 
 
 @dataclass
@@ -108,6 +117,8 @@ class Workload:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.codes: Counter[str] = Counter()
+        self._progress = Progress()
+        self._progress_changed = threading.Condition()
 
     # -- setup -------------------------------------------------------------------------
 
@@ -203,6 +214,7 @@ class Workload:
                     op.final_reason = error_reason(error)
                     return
                 op.ambiguous_attempts += 1
+                self._count(failed_attempts=1)
                 if time.monotonic() - started > self.retry_budget:
                     op.outcome = "unknown"
                     op.final_code = code.name
@@ -216,7 +228,26 @@ class Workload:
             op.tx_id = reply.transaction.id
             op.tx_ids_seen.add(reply.transaction.id)
             op.replayed = reply.replayed
+            self._count(acked=1)
             return
+
+    # -- progress ----------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        with self._progress_changed:
+            return self._progress
+
+    def wait_until(self, done: Callable[[Progress], bool], ceiling: float) -> bool:
+        """Block until `done(progress)` holds; `ceiling` (seconds) is only a hang guard.
+        Returns whether `done` held."""
+        with self._progress_changed:
+            return self._progress_changed.wait_for(lambda: done(self._progress), ceiling)
+
+    def _count(self, **increments: int) -> None:
+        with self._progress_changed:
+            changes = {k: getattr(self._progress, k) + v for k, v in increments.items()}
+            self._progress = replace(self._progress, **changes)
+            self._progress_changed.notify_all()
 
     # -- reporting ---------------------------------------------------------------------
 

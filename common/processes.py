@@ -191,8 +191,9 @@ class ServiceProcess:
             return self.proc.returncode
 
     def request_stop(self) -> None:
-        """SIGTERM once, without waiting (so several children can drain at once). Once only:
-        a second SIGTERM while a service is already shutting down may kill it outright."""
+        """SIGTERM once, without waiting (so several children can drain at once). Once is
+        enough: the gRPC services log and ignore a repeat (common/grpc_server.py), but a
+        process that is not yet serving takes the default action of every one."""
         if self.stopped:
             self.resume()  # a frozen process cannot act on SIGTERM
         if not self.stop_requested:

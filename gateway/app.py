@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wallet.v1 import wallet_pb2
 
 from common.logs import log_fields
+from common.ratelimit import AsyncRateLimiter, RateLimit, build_async_rate_limiter
 from common.request_context import accept_request_id, request_id_var
 from gateway import schemas as s
 from gateway.errors import (
@@ -30,8 +31,7 @@ from gateway.errors import (
     install_error_handlers,
     internal_error_response,
 )
-from gateway.ratelimit import RateLimiter, build_rate_limiter
-from gateway.settings import GatewaySettings, RateLimit
+from gateway.settings import GatewaySettings
 from gateway.wallet_client import Caller, WalletClient, is_valid_metadata_value
 
 access_log = logging.getLogger("gateway.access")
@@ -47,7 +47,7 @@ class Services:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self._wallet: WalletClient | None = None
-        self._limiter: RateLimiter | None = None
+        self._limiter: AsyncRateLimiter | None = None
 
     async def start(self) -> None:
         self._wallet = WalletClient(
@@ -55,7 +55,9 @@ class Services:
             timeout_seconds=self.settings.rpc_timeout_seconds,
             ready_timeout_seconds=self.settings.ready_timeout_seconds,
         )
-        self._limiter = build_rate_limiter(self.settings.redis_url)
+        self._limiter = build_async_rate_limiter(
+            self.settings.redis_url, prefix="gateway:ratelimit:"
+        )
 
     async def stop(self) -> None:
         if self._wallet is not None:
@@ -120,22 +122,15 @@ async def authenticated_caller(
     )
 
 
-async def money_caller(
-    caller: Annotated[Caller, Depends(authenticated_caller)],
-    services: Annotated[Services, Depends(get_services)],
-) -> Caller:
-    """An authenticated caller within the per-token limit on money calls."""
-    assert caller.authorization is not None
-    key = f"money:{_digest(caller.authorization)}"
-    rule = services.settings.money_per_token
-    await services.enforce(key, rule, "Too many money requests, try again later")
-    return caller
-
+# No money limit in the gateway. Keyed on the token, a user mints more tokens to get more;
+# keyed on the JWT's `sub`, which the gateway cannot verify (it holds no secret), anyone
+# could forge tokens naming a victim and use up the victim's allowance, locking them out of
+# their own money. The wallet verifies the token and limits money calls per authenticated
+# user (MONEY_RATE_LIMIT_PER_USER), which also covers callers that skip the gateway.
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PublicCaller = Annotated[Caller, Depends(public_caller)]
 AuthCaller = Annotated[Caller, Depends(authenticated_caller)]
-MoneyCaller = Annotated[Caller, Depends(money_caller)]
 IdempotencyKey = Annotated[
     str,
     Header(
@@ -150,7 +145,7 @@ Limit = Annotated[int | None, Query(ge=1, le=200, description="Page size (defaul
 # Every wallet-backed route can answer with these; documented so clients (and schemathesis) know.
 _ERROR_STATUSES = {
     400: "Malformed JSON, wrong types, unknown fields or a value the wallet rejects",
-    401: "Missing, invalid or expired token, or wrong credentials",
+    401: "Missing, invalid, expired or revoked token, or wrong credentials",
     403: "Not allowed (e.g. a normal user on /admin)",
     404: "No such user or transaction (or not yours)",
     409: "Username taken, or Idempotency-Key reused with a different request",
@@ -174,6 +169,8 @@ probes = APIRouter(tags=["health"])
 
 @router.post("/register", status_code=201, tags=["auth"])
 async def register(body: s.CredentialsIn, caller: PublicCaller, svc: ServicesDep) -> s.RegisterOut:
+    message = "Too many registrations, try again later"
+    await svc.enforce(f"register:ip:{caller.client_ip}", svc.settings.register_per_ip, message)
     request = wallet_pb2.RegisterRequest(username=body.username, password=body.password)
     reply = await svc.wallet.call(svc.wallet.stub.Register, request, caller)
     return s.RegisterOut(msg="User registered", user=s.UserOut.from_proto(reply.user))
@@ -212,7 +209,7 @@ async def balances(caller: AuthCaller, svc: ServicesDep) -> s.BalancesOut:
 
 @router.post("/deposit", status_code=201, tags=["money"])
 async def deposit(
-    body: s.MovementIn, caller: MoneyCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
+    body: s.MovementIn, caller: AuthCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
 ) -> s.MovementOut:
     request = wallet_pb2.DepositRequest(
         amount=body.amount, currency=body.currency, idempotency_key=idempotency_key
@@ -223,7 +220,7 @@ async def deposit(
 
 @router.post("/withdraw", status_code=201, tags=["money"])
 async def withdraw(
-    body: s.MovementIn, caller: MoneyCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
+    body: s.MovementIn, caller: AuthCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
 ) -> s.MovementOut:
     request = wallet_pb2.WithdrawRequest(
         amount=body.amount, currency=body.currency, idempotency_key=idempotency_key
@@ -234,7 +231,7 @@ async def withdraw(
 
 @router.post("/transfer", status_code=201, tags=["money"])
 async def transfer(
-    body: s.TransferIn, caller: MoneyCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
+    body: s.TransferIn, caller: AuthCaller, svc: ServicesDep, idempotency_key: IdempotencyKey = ""
 ) -> s.MovementOut:
     request = wallet_pb2.TransferRequest(
         to_username=body.to_username,
@@ -289,6 +286,26 @@ async def delete_me(caller: AuthCaller, svc: ServicesDep) -> s.UserResultOut:
     return s.UserResultOut(msg="Account deleted", user=s.UserOut.from_proto(reply))
 
 
+@router.post("/me/password", tags=["auth"])
+async def change_password(
+    body: s.PasswordChangeIn, caller: AuthCaller, svc: ServicesDep
+) -> s.LoginOut:
+    """Needs the current password; every older token stops working, the new one answered
+    here keeps the caller logged in."""
+    request = wallet_pb2.ChangePasswordRequest(
+        current_password=body.current_password, new_password=body.new_password
+    )
+    reply = await svc.wallet.call(svc.wallet.stub.ChangePassword, request, caller)
+    return s.LoginOut.from_proto(reply)
+
+
+@router.post("/logout", tags=["auth"])
+async def logout(caller: AuthCaller, svc: ServicesDep) -> s.MessageOut:
+    """Log out everywhere: every token of the caller, this one included, stops working."""
+    await svc.wallet.call(svc.wallet.stub.LogoutAll, wallet_pb2.LogoutAllRequest(), caller)
+    return s.MessageOut(msg="Logged out everywhere")
+
+
 # --- admin --------------------------------------------------------------------------------------
 
 
@@ -316,7 +333,10 @@ async def review(
     transaction_id: TransactionId, body: s.ReviewIn, caller: AuthCaller, svc: ServicesDep
 ) -> s.AdminTransactionResultOut:
     request = wallet_pb2.ReviewTransactionRequest(
-        transaction_id=transaction_id, resolution=body.resolution, note=body.note
+        transaction_id=transaction_id,
+        resolution=body.resolution,
+        note=body.note,
+        freeze=body.freeze,
     )
     reply = await svc.wallet.call(svc.wallet.stub.ReviewTransaction, request, caller)
     return s.AdminTransactionResultOut(
@@ -328,7 +348,7 @@ async def review(
 async def reverse(
     transaction_id: TransactionId,
     body: s.ReverseIn,
-    caller: MoneyCaller,
+    caller: AuthCaller,
     svc: ServicesDep,
     idempotency_key: IdempotencyKey = "",
 ) -> s.MovementOut:
@@ -359,6 +379,29 @@ async def delete_user(
     request = wallet_pb2.DeleteUserRequest(username=username)
     reply = await svc.wallet.call(svc.wallet.stub.DeleteUser, request, caller)
     return s.UserResultOut(msg="User deleted", user=s.UserOut.from_proto(reply))
+
+
+@router.post("/admin/users/{username}/freeze", tags=["admin"])
+async def freeze_user(
+    username: Annotated[str, Path(min_length=1, max_length=128)],
+    body: s.FreezeIn,
+    caller: AuthCaller,
+    svc: ServicesDep,
+) -> s.AdminUserResultOut:
+    request = wallet_pb2.FreezeUserRequest(username=username, reason=body.reason)
+    reply = await svc.wallet.call(svc.wallet.stub.FreezeUser, request, caller)
+    return s.AdminUserResultOut(msg="User frozen", user=s.AdminUserOut.from_proto(reply))
+
+
+@router.post("/admin/users/{username}/unfreeze", tags=["admin"])
+async def unfreeze_user(
+    username: Annotated[str, Path(min_length=1, max_length=128)],
+    caller: AuthCaller,
+    svc: ServicesDep,
+) -> s.AdminUserResultOut:
+    request = wallet_pb2.UnfreezeUserRequest(username=username)
+    reply = await svc.wallet.call(svc.wallet.stub.UnfreezeUser, request, caller)
+    return s.AdminUserResultOut(msg="User unfrozen", user=s.AdminUserOut.from_proto(reply))
 
 
 # --- probes -------------------------------------------------------------------------------------

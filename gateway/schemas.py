@@ -121,6 +121,11 @@ class CredentialsIn(RequestBody):
     password: str
 
 
+class PasswordChangeIn(StrictRequestBody):
+    current_password: str
+    new_password: str
+
+
 class MovementIn(StrictRequestBody):
     amount: Amount
     currency: str = "USD"
@@ -133,6 +138,14 @@ class TransferIn(MovementIn):
 class ReviewIn(StrictRequestBody):
     resolution: Literal["cleared", "confirmed_fraud"]
     note: str = ""
+    freeze: bool = Field(
+        default=False,
+        description="confirmed_fraud only: also freeze the user who initiated the transaction",
+    )
+
+
+class FreezeIn(StrictRequestBody):
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class ReverseIn(StrictRequestBody):
@@ -157,6 +170,10 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+class MessageOut(BaseModel):
+    msg: str
+
+
 class StatusOut(BaseModel):
     status: str
 
@@ -169,6 +186,34 @@ class UserOut(BaseModel):
     @classmethod
     def from_proto(cls, user: wallet_pb2.User) -> Self:
         return cls(id=user.id, username=user.username, created_at=user.created_at)
+
+
+class AdminUserOut(UserOut):
+    """A user as admins see it: with the freeze (who, when, why)."""
+
+    deleted: bool
+    frozen: bool
+    frozen_at: str | None
+    frozen_by: str | None
+    frozen_reason: str | None
+
+    @classmethod
+    def from_proto(cls, user: wallet_pb2.User) -> Self:
+        return cls(
+            id=user.id,
+            username=user.username,
+            created_at=user.created_at,
+            deleted=user.deleted,
+            frozen=user.frozen,
+            frozen_at=_or_none(user.frozen_at),
+            frozen_by=_or_none(user.frozen_by),
+            frozen_reason=_or_none(user.frozen_reason),
+        )
+
+
+class AdminUserResultOut(BaseModel):
+    msg: str
+    user: AdminUserOut
 
 
 class RegisterOut(BaseModel):

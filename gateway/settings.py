@@ -6,18 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.config import ConfigError, env_float, env_int, env_str
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most `limit` hits per `window_seconds`; a limit of 0 turns the check off."""
-
-    limit: int
-    window_seconds: int
-
-    @property
-    def enabled(self) -> bool:
-        return self.limit > 0
+from common.ratelimit import RateLimit as RateLimit  # re-exported: tests and callers use it
+from common.ratelimit import env_rate_limit
 
 
 @dataclass(frozen=True)
@@ -30,9 +20,12 @@ class GatewaySettings:
     cors_origins: tuple[str, ...] = ()
     redis_url: str | None = None
     max_body_bytes: int = 64 * 1024
+    # Keyed on the client address (as uvicorn resolved it, see forwarded_allow_ips). Each
+    # register costs the wallet an argon2 hash, hence its tight default. The money limit is
+    # not here: it is keyed on the authenticated user, which only the wallet knows.
+    register_per_ip: RateLimit = RateLimit(limit=10, window_seconds=3600)
     login_per_ip: RateLimit = RateLimit(limit=30, window_seconds=60)
     login_per_username: RateLimit = RateLimit(limit=5, window_seconds=60)
-    money_per_token: RateLimit = RateLimit(limit=60, window_seconds=60)
     # Peers whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips); empty trusts none,
     # so a client cannot dodge the per-IP login limit by sending its own header.
     forwarded_allow_ips: str = ""
@@ -56,24 +49,16 @@ class GatewaySettings:
             cors_origins=_csv(env.get("CORS_ORIGINS", "")),
             redis_url=env.get("REDIS_URL", "").strip() or None,
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
-            login_per_ip=_rate_limit(env, "LOGIN_RATE_LIMIT_PER_IP", defaults.login_per_ip),
-            login_per_username=_rate_limit(
-                env, "LOGIN_RATE_LIMIT_PER_USERNAME", defaults.login_per_username
+            register_per_ip=env_rate_limit(
+                env, "REGISTER_RATE_LIMIT_PER_IP", defaults.register_per_ip
             ),
-            money_per_token=_rate_limit(
-                env, "MONEY_RATE_LIMIT_PER_TOKEN", defaults.money_per_token
+            login_per_ip=env_rate_limit(env, "LOGIN_RATE_LIMIT_PER_IP", defaults.login_per_ip),
+            login_per_username=env_rate_limit(
+                env, "LOGIN_RATE_LIMIT_PER_USERNAME", defaults.login_per_username
             ),
             forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
             log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
         )
-
-
-def _rate_limit(env: Mapping[str, str], name: str, default: RateLimit) -> RateLimit:
-    """`NAME` is the count, `NAME_WINDOW_SECONDS` the window (e.g. MONEY_RATE_LIMIT_PER_TOKEN)."""
-    return RateLimit(
-        limit=env_int(env, name, default.limit),
-        window_seconds=env_int(env, f"{name}_WINDOW_SECONDS", default.window_seconds, minimum=1),
-    )
 
 
 def _csv(raw: str) -> tuple[str, ...]:

@@ -3,8 +3,8 @@ fresh SQLite files and fresh PostgreSQL databases, gateways in threads, service 
 The helpers behind them live in tests/support.
 
 Every test that uses `wallet` (or `stub`) runs once per store: `sqlite` and `postgres`
-(the latter marked `postgres`, so `-m "not postgres"` leaves it out). PostgreSQL tests skip
-when no server answers, except in CI (CI=true), where they fail.
+(the latter marked `postgres`, so `-m "not postgres"` leaves it out). PostgreSQL and Redis
+tests skip when no server answers, except in CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import hypothesis
 import pytest
 from wallet.v1 import wallet_pb2_grpc
 
@@ -22,6 +23,7 @@ from common.processes import ServiceProcess
 from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    REDIS_URL,
     Account,
     CreateDatabase,
     PgDatabases,
@@ -32,11 +34,29 @@ from tests.support import (
     database_url,
     login,
     make_process,
+    require_redis,
     running_gateway,
     start_fraud,
     start_wallet,
     wallet_settings,
 )
+
+# Hypothesis' per-example deadline (200 ms) and its too_slow health check are wall-clock
+# assertions: on a loaded machine they fail tests whose properties hold. Examples are
+# bounded by count (max_examples) and a hang by pytest-timeout instead.
+hypothesis.settings.register_profile(
+    "wallet",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("wallet")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis for the shared-limit tests."""
+    require_redis()
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,13 +10,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from wallet_service.errors import InvalidArgument, Unauthenticated
+from wallet_service.identity import canonical_if_valid
 
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 256  # bounds the hashing work an attacker can ask for
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "wallet_service"
 MIN_SECRET_BYTES = 32
+CREDENTIALS_VERSION_CLAIM = "cv"
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -25,18 +25,15 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-def is_valid_username(username: str) -> bool:
-    """Names that break the rules cannot exist, so lookups of them need no database trip."""
-    return bool(USERNAME_PATTERN.fullmatch(username or ""))
-
-
 def validate_username(username: str) -> str:
-    if not is_valid_username(username):
+    """The canonical form (wallet_service.identity) of a name that may be registered."""
+    canonical = canonical_if_valid(username)
+    if canonical is None:
         raise InvalidArgument(
             "invalid_username",
             "Username must be 3-32 characters: letters, digits, '_', '.' or '-'",
         )
-    return username
+    return canonical
 
 
 def validate_password(password: str) -> str:
@@ -64,13 +61,22 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 @dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    credentials_version: int
+
+
+@dataclass(frozen=True)
 class TokenIssuer:
     secret: str
     ttl_seconds: int
 
-    def issue(self, *, user_id: str, now: datetime) -> str:
+    def issue(self, *, user_id: str, credentials_version: int, now: datetime) -> str:
         claims = {
             "sub": user_id,
+            # The user's credentials version when issued: a password or role change, or a
+            # log-out-everywhere, bumps it and so revokes every older token.
+            CREDENTIALS_VERSION_CLAIM: credentials_version,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
             "exp": int((now + timedelta(seconds=self.ttl_seconds)).timestamp()),
@@ -78,15 +84,16 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
 
-    def verify(self, token: str) -> str:
-        """Return the user id (`sub`) of a valid token; Unauthenticated otherwise."""
+    def verify(self, token: str) -> TokenClaims:
+        """The subject and credentials version of a valid token; Unauthenticated otherwise.
+        Whether that version is still the user's is for the caller to check."""
         try:
             claims = jwt.decode(
                 token,
                 self.secret,
                 algorithms=[JWT_ALGORITHM],  # pinned: no "none", no RS/HS confusion
                 issuer=JWT_ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                options={"require": ["exp", "iat", "sub", "iss", CREDENTIALS_VERSION_CLAIM]},
                 leeway=5,
             )
         except jwt.ExpiredSignatureError as exc:
@@ -94,6 +101,9 @@ class TokenIssuer:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("token_invalid", "Token is invalid") from exc
         subject = claims.get("sub")
+        version = claims.get(CREDENTIALS_VERSION_CLAIM)
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("token_invalid", "Token is invalid")
-        return subject
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise Unauthenticated("token_invalid", "Token is invalid")
+        return TokenClaims(user_id=subject, credentials_version=version)

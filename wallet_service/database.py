@@ -95,13 +95,36 @@ def _run_alembic(engine: Engine, action: Any) -> None:
         if is_postgres:
             connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             connection.commit()
+        else:
+            _sqlite_foreign_keys(connection, enabled=False)
         try:
             config.attributes["connection"] = connection
             action(config)
             connection.commit()
+            if not is_postgres:
+                _check_sqlite_foreign_keys(connection)
         finally:
             if is_postgres:
                 connection.execute(
                     text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
                 )
                 connection.commit()
+            else:
+                connection.rollback()
+                _sqlite_foreign_keys(connection, enabled=True)
+
+
+def _sqlite_foreign_keys(connection: Connection, *, enabled: bool) -> None:
+    """SQLite's own recipe for rebuilding a table (what Alembic's batch mode does): foreign
+    keys off around it, or dropping a referenced table fails on its existing rows. The pragma
+    is a no-op inside a transaction, so it goes straight to the driver, outside one."""
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+
+
+def _check_sqlite_foreign_keys(connection: Connection) -> None:
+    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    connection.commit()
+    if problems:
+        raise RuntimeError(f"migration left dangling foreign keys: {problems[:5]}")

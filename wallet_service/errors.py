@@ -30,6 +30,7 @@ class WalletError(Exception):
         self.code = code
         self.message = message
         self.details = details  # extra machine-readable facts, e.g. a transaction id
+        self.retry_after_seconds: int | None = None
 
 
 class InvalidArgument(WalletError):
@@ -57,7 +58,14 @@ class FailedPrecondition(WalletError):
 
 
 class ResourceExhausted(WalletError):
+    """Over a limit; the caller may retry after `retry_after_seconds` (sent as RetryInfo,
+    and kept in the ErrorInfo metadata for clients that read only that)."""
+
     kind = ErrorKind.RESOURCE_EXHAUSTED
+
+    def __init__(self, code: str, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(code, message, retry_after_seconds=str(retry_after_seconds))
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(WalletError):

@@ -29,6 +29,11 @@ class MovementWriter(Protocol):
     def apply(self, plan: MovementPlan) -> MovementOutcome:
         """The committed outcome, or raises the WalletError that refused the movement."""
 
+    @property
+    def overlapped(self) -> int:
+        """How many movements were written while another one was (an event count, for
+        tests and metrics): proof that concurrent calls really met at the database."""
+
     def close(self) -> None: ...
 
 
@@ -43,9 +48,24 @@ class DirectWriter:
 
     def __init__(self, store: WalletStore) -> None:
         self._store = store
+        self._guard = threading.Lock()
+        self._in_flight = 0
+        self._overlapped = 0
+
+    @property
+    def overlapped(self) -> int:
+        """Calls that started while another call was still writing."""
+        return self._overlapped
 
     def apply(self, plan: MovementPlan) -> MovementOutcome:
-        return _settle(self._store.apply_movements([plan])[0])
+        with self._guard:
+            self._overlapped += 1 if self._in_flight else 0
+            self._in_flight += 1
+        try:
+            return _settle(self._store.apply_movements([plan])[0])
+        finally:
+            with self._guard:
+                self._in_flight -= 1
 
     def close(self) -> None:
         return None
@@ -59,6 +79,7 @@ class GroupCommitWriter:
         self._store = store
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._overlapped = 0  # written by the writer thread only
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -72,6 +93,11 @@ class GroupCommitWriter:
             raise Unavailable(
                 "storage_timeout", "The write did not finish in time; retry with the same key"
             ) from exc
+
+    @property
+    def overlapped(self) -> int:
+        """Movements that shared their batch with at least one other."""
+        return self._overlapped
 
     def close(self) -> None:
         self._queue.put(None)
@@ -92,6 +118,8 @@ class GroupCommitWriter:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(item)
+            if len(batch) > 1:
+                self._overlapped += len(batch)
             try:
                 self._commit(batch)
             except Exception:  # never let the writer die and strand every caller

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -40,18 +40,36 @@ def abort(
     reason: str,
     message: str,
     details: dict[str, str] | None = None,
+    retry_after_seconds: int | None = None,
 ) -> NoReturn:
     info = any_pb2.Any()
     info.Pack(
         error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=details or {})
     )
-    status = status_pb2.Status(code=code, message=message, details=[info])
+    packed = [info]
+    if retry_after_seconds is not None:
+        # The standard detail clients (and the gateway's Retry-After) read the delay from.
+        retry = any_pb2.Any()
+        retry.Pack(
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=max(1, retry_after_seconds))
+            )
+        )
+        packed.append(retry)
+    status = status_pb2.Status(code=code, message=message, details=packed)
     context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("abort_with_status returned")  # it raises; this tells mypy
 
 
 def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
-    abort(context, _STATUS_BY_KIND[error.kind], error.code, error.message, error.details)
+    abort(
+        context,
+        _STATUS_BY_KIND[error.kind],
+        error.code,
+        error.message,
+        error.details,
+        error.retry_after_seconds,
+    )
 
 
 class ErrorMappingInterceptor(ServerInterceptorBase):

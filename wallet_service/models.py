@@ -60,10 +60,18 @@ class User:
     created_at: datetime
     deleted_at: datetime | None
     password_hash: str = field(repr=False)
+    credentials_version: int = 0  # see schema.users.credentials_version
+    frozen_at: datetime | None = None
+    frozen_by: str | None = None  # the admin's user id
+    frozen_reason: str | None = None
 
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_at is not None
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,14 @@ class MovementPlan:
     # account that got its money back).
     report_balance_of: str | None = None
     note: str | None = None
+
+    def __post_init__(self) -> None:
+        # A plan is built from already-validated input; these guard the ledger against a
+        # programming error (a zero entry, or money moved from an account to itself).
+        if self.amount_minor <= 0:
+            raise ValueError(f"a movement amount must be positive, got {self.amount_minor}")
+        if self.debit_user_id == self.credit_user_id:
+            raise ValueError("a movement must debit and credit different accounts")
 
     @property
     def rejected(self) -> bool:

@@ -25,6 +25,8 @@ ISO_4217_EXPONENTS: Mapping[str, int] = {
 
 DEFAULT_CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "INR", "KWD")
 DEFAULT_MAX_AMOUNT = Decimal("1000000000")  # per movement, in major units
+# Amounts and balances are stored as signed 64-bit integers (BIGINT) of minor units.
+INT64_MAX = 2**63 - 1
 
 # Plain decimal notation only: digits, at most one dot. No sign, exponent, spaces,
 # underscores or thousands separators: each of those has fooled a parser somewhere.
@@ -50,6 +52,14 @@ class CurrencyBook:
             raise ValueError("at least one currency must be supported")
         if not max_amount > 0:
             raise ValueError("the maximum amount must be positive")
+        for code, exponent in sorted(exponents.items()):
+            # One movement of MAX_AMOUNT must be storable, or it would fail deep in the database.
+            if max_amount.scaleb(exponent) > INT64_MAX:
+                raise ValueError(
+                    f"MAX_AMOUNT {max_amount} {code} is {max_amount.scaleb(exponent):f} minor "
+                    f"units, more than a 64-bit balance holds ({INT64_MAX}); lower MAX_AMOUNT "
+                    f"or drop {code}"
+                )
         return cls(exponents=exponents, max_amount=max_amount)
 
     def exponent(self, currency: str) -> int:
@@ -93,6 +103,18 @@ class CurrencyBook:
                 f"{currency} allows at most {exponent} decimal places, got {text!r}",
             )
         return int(value.scaleb(exponent))
+
+    def requested_minor(self, text: str, currency: str) -> int | None:
+        """The minor units a request names, by the currency's ISO 4217 exponent, without
+        the deployment's checks (supported currency, MAX_AMOUNT): used only to compare a
+        retry with the request that first used its idempotency key, which may have been
+        accepted under another configuration. None when the text names no amount."""
+        exponent = ISO_4217_EXPONENTS.get(currency)
+        if exponent is None or not isinstance(text, str) or not _PLAIN_DECIMAL.fullmatch(text):
+            return None
+        if len(text.partition(".")[2]) > exponent:
+            return None
+        return int(Decimal(text).scaleb(exponent))
 
     def format_minor(self, minor: int, currency: str) -> str:
         """Format minor units with exactly the currency's decimals (stored rows may hold a

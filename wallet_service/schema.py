@@ -32,14 +32,24 @@ users = Table(
     "users",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("username", String(64), nullable=False),
+    Column("username", String(64), nullable=False),  # as registered, for display
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # wallet_service.identity.canonical_username(username): the identity, unique.
+    Column("username_canonical", String(64), nullable=False),
+    # Bumped with every password or role change and by log-out-everywhere; tokens carry the
+    # version they were issued under and die when it moves on.
+    Column("credentials_version", Integer, nullable=False, server_default=text("0")),
+    # Set by an admin's freeze: the user can still log in and read, but moves no money.
+    Column("frozen_at", DateTime(timezone=True), nullable=True),
+    Column("frozen_by", String(36), ForeignKey("users.id"), nullable=True),
+    Column("frozen_reason", Text, nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )
+Index("uq_users_username_canonical", users.c.username_canonical, unique=True)
 
 accounts = Table(
     "accounts",
@@ -121,3 +131,13 @@ ledger_entries = Table(
 )
 Index("ix_ledger_entries_transaction", ledger_entries.c.transaction_id)
 Index("ix_ledger_entries_account", ledger_entries.c.account_id)
+
+# The login lockout (wallet_service.lockout_store): failed-login counts per lockout key (a
+# digest of the normalised username), shared by every replica through the database.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("lockout_key", String(64), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("window_started_ms", BigInteger, nullable=False),  # epoch milliseconds
+)

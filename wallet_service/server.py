@@ -15,15 +15,20 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from common.config import ConfigError, current_env, load_env_file
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields, setup_logging
-from common.ratelimit import WindowCounter
+from common.ratelimit import RateLimiter, build_rate_limiter
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.database import create_db_engine, migrate
+from wallet_service.errors import WalletError
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
+from wallet_service.identity import UsernameCollisionError
+from wallet_service.limits import Quota
+from wallet_service.lockout_store import SqlLoginAttempts
+from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
-from wallet_service.service import WalletService
+from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlStore
@@ -32,6 +37,7 @@ log = logging.getLogger("wallet_service")
 
 SERVICE_NAME = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
 FRAUD_HEALTH_NAME = "fraud.v1.FraudService"  # the wallet's view of whether it can score
+LIMITER_PREFIX = "wallet:ratelimit:"
 
 
 @dataclass
@@ -57,18 +63,26 @@ class WalletServer:
             self.monitor.stop()
         self.service.writer.close()
         self.service.scorer.close()
+        self.service.money_quota.limiter.close()
         engine = getattr(self.service.store, "engine", None)
         if engine is not None:
             engine.dispose()
 
 
-def build_service(settings: WalletSettings) -> WalletService:
+def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) -> WalletService:
+    """The use cases over a migrated store; `limiter` is shared with the gRPC interceptors."""
+    if limiter is None:
+        limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
     engine = create_db_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
     )
-    migrate(engine)
+    try:
+        migrate(engine)
+    except UsernameCollisionError as exc:
+        engine.dispose()
+        raise ConfigError(str(exc)) from exc
     scorer: Scorer
     if settings.fraud_address:
         scorer = GrpcFraudScorer(
@@ -76,7 +90,10 @@ def build_service(settings: WalletSettings) -> WalletService:
         )
     else:
         scorer = ThresholdScorer(settings.fraud_threshold)
-    store = SqlStore(engine)
+    # The pool holds pool_size + as many overflow connections; sender turns may hold all
+    # but a reserve of them, so feature reads, the writer and other calls always get one.
+    capacity = 2 * settings.db_pool_size
+    store = SqlStore(engine, sender_turn_connections=max(1, capacity - max(2, capacity // 4)))
     writer: MovementWriter = (
         GroupCommitWriter(store, max_batch=settings.group_commit_max_batch)
         if settings.group_commit
@@ -89,22 +106,42 @@ def build_service(settings: WalletSettings) -> WalletService:
         tokens=TokenIssuer(secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds),
         scorer=scorer,
         fraud_fail_closed=settings.fraud_fail_closed,
-        login_failures=WindowCounter(
-            limit=settings.login_max_failures, window_seconds=settings.login_lockout_seconds
+        login_attempts=SqlLoginAttempts(
+            engine,
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_lockout_seconds,
         ),
+        money_quota=Quota(
+            limiter, settings.money_per_user, "Too many money requests, try again later"
+        ),
+        reserved_usernames=frozenset({settings.admin_username} - {""}),
     )
     if settings.admin_username and settings.admin_password:
-        service.bootstrap_admin(username=settings.admin_username, password=settings.admin_password)
+        try:
+            service.bootstrap_admin(
+                username=settings.admin_username, password=settings.admin_password
+            )
+        except AdminBootstrapRefused as exc:
+            engine.dispose()
+            raise ConfigError(str(exc)) from exc
+        except WalletError as exc:  # e.g. a name or password the policy refuses
+            engine.dispose()
+            raise ConfigError(f"ADMIN_USERNAME/ADMIN_PASSWORD: {exc.message}") from exc
     return service
 
 
 def create_server(settings: WalletSettings) -> WalletServer:
     """A ready-to-start server; bind port 0 in tests and read `.port` back."""
-    service = build_service(settings)
+    limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
+    service = build_service(settings, limiter)
     server, port = build_server(
         address=settings.address,
         max_workers=settings.workers,
-        interceptors=[ErrorMappingInterceptor(), AuthInterceptor(service.authenticate)],
+        interceptors=[
+            ErrorMappingInterceptor(),
+            PeerLimitInterceptor.from_settings(settings, limiter),
+            AuthInterceptor(service.authenticate),
+        ],
     )
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
@@ -167,4 +204,8 @@ def main() -> None:
         print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     setup_logging(settings.log_level)
-    serve(settings)
+    try:
+        serve(settings)
+    except ConfigError as exc:  # found at start, e.g. an ADMIN_USERNAME that is not an admin
+        print(f"wallet_service: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc

@@ -13,16 +13,16 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from common.ratelimit import WindowCounter
+from common.ratelimit import ceil_seconds
 from wallet_service.auth import (
     TokenIssuer,
     hash_password,
-    is_valid_username,
     validate_password,
     validate_username,
     verify_password,
 )
 from wallet_service.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -32,8 +32,10 @@ from wallet_service.errors import (
     Unavailable,
 )
 from wallet_service.group_commit import MovementWriter
+from wallet_service.identity import canonical_if_valid, canonical_username
 from wallet_service.ids import uuid7
 from wallet_service.ledger import replay_outcome, request_fingerprint
+from wallet_service.limits import LoginAttempts, Quota, lockout_key
 from wallet_service.models import (
     Decision,
     FraudReason,
@@ -52,8 +54,15 @@ from wallet_service.models import (
 from wallet_service.money import CurrencyBook
 from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
 from wallet_service.store import WalletStore
+from wallet_service.visibility import outcome_for, transaction_for, user_for
 
 log = logging.getLogger(__name__)
+
+
+class AdminBootstrapRefused(Exception):
+    """ADMIN_USERNAME names an account that is not an admin: promoting it would hand its
+    existing tokens (and whoever holds its password) admin rights, so the wallet stops."""
+
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -91,7 +100,9 @@ class WalletService:
         tokens: TokenIssuer,
         scorer: Scorer,
         fraud_fail_closed: bool,
-        login_failures: WindowCounter,
+        login_attempts: LoginAttempts,
+        money_quota: Quota,
+        reserved_usernames: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.writer = writer
@@ -99,13 +110,19 @@ class WalletService:
         self.tokens = tokens
         self.scorer = scorer
         self.fraud_fail_closed = fraud_fail_closed
-        self.login_failures = login_failures
+        self.login_attempts = login_attempts
+        self.money_quota = money_quota  # per authenticated user: minting tokens gains nothing
+        # Canonical names nobody may register (the configured admin's, even before the
+        # bootstrap ran, so nobody can claim it first).
+        self.reserved_usernames = frozenset(canonical_username(n) for n in reserved_usernames)
 
     # -- identity -----------------------------------------------------------------------
 
     def register(self, *, username: str, password: str) -> User:
-        validate_username(username)
+        canonical = validate_username(username)
         validate_password(password)
+        if canonical in self.reserved_usernames:
+            raise AlreadyExists("username_taken", f"Username {username!r} is taken")
         return self.store.create_user(
             user_id=uuid7(),
             username=username,
@@ -115,49 +132,99 @@ class WalletService:
         )
 
     def bootstrap_admin(self, *, username: str, password: str) -> User:
+        """Create the configured admin, or keep the existing one (re-keyed, with its older
+        tokens revoked, when the configured password is not its current one). An existing
+        non-admin holder of the name is refused: AdminBootstrapRefused."""
         validate_username(username)
         validate_password(password)
-        return self.store.ensure_admin(
+        holder = self.store.ensure_admin(
             user_id=uuid7(),
             username=username,
             password_hash=hash_password(password),
             now=utc_now(),
         )
+        if holder.role is not Role.ADMIN:
+            raise AdminBootstrapRefused(
+                f"ADMIN_USERNAME={username!r} names an existing ordinary account "
+                f"({holder.username!r}); refusing to promote it: choose another ADMIN_USERNAME"
+            )
+        if holder.is_deleted or not verify_password(holder.password_hash, password):
+            return self.store.reset_admin(user_id=holder.id, password_hash=hash_password(password))
+        return holder
 
     def login(self, *, username: str, password: str) -> tuple[str, int]:
         """Returns (token, seconds until it expires). One message for every failure, so
         the answer does not tell which usernames exist."""
-        throttle_key = username.lower()[:64]
-        wait = self.login_failures.retry_after(throttle_key)
+        key = lockout_key(username)
+        self._reserve_attempt(key)
+        user = self._live_user(username)
+        if not verify_password(user.password_hash if user else None, password or ""):
+            raise Unauthenticated("invalid_credentials", "Invalid username or password")
+        assert user is not None
+        self.login_attempts.clear(key)
+        return self._token(user.id, user.credentials_version)
+
+    def change_password(
+        self, caller: User, *, current_password: str, new_password: str
+    ) -> tuple[str, int]:
+        """Re-key the caller and revoke every older token; returns a fresh token. A wrong
+        current password counts toward the same lockout as a failed login."""
+        validate_password(new_password)
+        key = lockout_key(caller.username)
+        self._reserve_attempt(key)
+        if not verify_password(caller.password_hash, current_password or ""):
+            raise Unauthenticated("invalid_credentials", "Current password is incorrect")
+        self.login_attempts.clear(key)
+        version = self.store.change_password(
+            user_id=caller.id,
+            password_hash=hash_password(new_password),
+            expected_version=caller.credentials_version,
+        )
+        if version is None:  # revoked (or changed) by a concurrent call meanwhile
+            raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
+        return self._token(caller.id, version)
+
+    def logout_all(self, caller: User) -> None:
+        """Revoke every token of the caller, this one included."""
+        self.store.revoke_tokens(user_id=caller.id)
+
+    def _token(self, user_id: str, credentials_version: int) -> tuple[str, int]:
+        token = self.tokens.issue(
+            user_id=user_id, credentials_version=credentials_version, now=utc_now()
+        )
+        return token, self.tokens.ttl_seconds
+
+    def _reserve_attempt(self, key: str) -> None:
+        """Reserved before the (slow) hash and counted whatever the outcome, so requests in
+        flight together cannot all slip past the limit; a success clears it."""
+        wait = self.login_attempts.reserve(key, now=utc_now())
         if wait is not None:
             raise ResourceExhausted(
                 "too_many_attempts",
                 "Too many failed logins; try again later",
-                retry_after_seconds=str(max(1, int(wait + 0.999))),
+                retry_after_seconds=ceil_seconds(wait),
             )
-        user = self._live_user(username)
-        if not verify_password(user.password_hash if user else None, password or ""):
-            self.login_failures.hit(throttle_key)
-            raise Unauthenticated("invalid_credentials", "Invalid username or password")
-        assert user is not None
-        self.login_failures.reset(throttle_key)
-        return self.tokens.issue(user_id=user.id, now=utc_now()), self.tokens.ttl_seconds
 
     def _live_user(self, username: str) -> User | None:
-        return self.store.get_user_by_username(username) if is_valid_username(username) else None
+        canonical = canonical_if_valid(username)
+        return self.store.get_user_by_username(canonical) if canonical else None
 
     def authenticate(self, token: str) -> User:
-        """The live user behind a bearer token; role and deletion come from the database."""
-        subject = self.tokens.verify(token)
-        user = self.store.get_user(subject) if _is_id(subject) else None
+        """The live user behind a bearer token; role and deletion come from the database,
+        and a token issued before the user's last credentials change is revoked."""
+        claims = self.tokens.verify(token)
+        user = self.store.get_user(claims.user_id) if _is_id(claims.user_id) else None
         if user is None or user.is_deleted:
             raise Unauthenticated("token_invalid", "Token is invalid")
+        if claims.credentials_version != user.credentials_version:
+            raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
         return user
 
     def delete_account(self, caller: User) -> User:
-        return self.store.soft_delete_user(
+        deleted = self.store.soft_delete_user(
             user_id=caller.id, now=utc_now(), require_zero_balances=True
         )
+        return user_for(caller, deleted)
 
     # -- balances -----------------------------------------------------------------------
 
@@ -172,23 +239,22 @@ class WalletService:
     # -- money movements ----------------------------------------------------------------
 
     def deposit(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.DEPOSIT, amount, currency, key, recipient=None)
+        return self._move(caller, TxType.DEPOSIT, amount, currency, key, to_username=None)
 
     def withdraw(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.WITHDRAWAL, amount, currency, key, recipient=None)
+        return self._move(caller, TxType.WITHDRAWAL, amount, currency, key, to_username=None)
 
     def transfer(
         self, caller: User, *, to_username: str, amount: str, currency: str, key: str
     ) -> MovementOutcome:
-        recipient = self._recipient(caller, to_username)
-        return self._move(caller, TxType.TRANSFER, amount, currency, key, recipient=recipient)
+        return self._move(caller, TxType.TRANSFER, amount, currency, key, to_username=to_username)
 
     def _recipient(self, caller: User, to_username: str) -> User:
         if not to_username:
             raise InvalidArgument("invalid_recipient", "to_username is required")
-        if to_username == caller.username:
-            raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
         recipient = self._live_user(to_username)
+        if recipient is not None and recipient.id == caller.id:  # `ALICE` is alice too
+            raise InvalidArgument("self_transfer", "Cannot transfer to yourself")
         if recipient is None:
             raise NotFound("recipient_not_found", "Recipient not found")
         return recipient
@@ -201,25 +267,49 @@ class WalletService:
         currency: str,
         key: str,
         *,
-        recipient: User | None,
+        to_username: str | None,
     ) -> MovementOutcome:
         _check_idempotency_key(key)
+        # A retry is answered before any other lookup or check: its own success may have
+        # made them fail since (recipient deleted, currency dropped, account frozen, ...).
+        replay = self._replay_movement(caller, key, tx_type, amount_text, currency, to_username)
+        if replay is not None:
+            return replay
+        recipient = self._recipient(caller, to_username or "") if to_username is not None else None
         amount = self.currencies.parse_amount(amount_text, currency)
+        if caller.is_frozen:  # decided again under lock by the ledger; this spares the scoring
+            raise FailedPrecondition(
+                "account_frozen", "The account is frozen: it can neither send nor receive money"
+            )
         fingerprint = request_fingerprint(
             tx_type=tx_type,
             currency=currency,
             amount_minor=amount,
             counterparty=recipient.id if recipient else None,
         )
-        if key:
-            existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
-            if existing is not None:
-                return _settled(replay_outcome(existing, fingerprint))
+        self._check_money_quota(caller)
+        # The sender's turn spans features, score and commit, so every earlier movement of
+        # this sender is in the features: a burst scores as the same movements in sequence.
+        # (A same-key call racing this one is replayed by the writer; no second probe.)
+        with self.store.sender_turn(caller.id):
+            plan = self._scored_plan(caller, tx_type, amount, currency, key, fingerprint, recipient)
+            return _settled(caller, self.writer.apply(plan))
+
+    def _scored_plan(
+        self,
+        caller: User,
+        tx_type: TxType,
+        amount: int,
+        currency: str,
+        key: str,
+        fingerprint: str,
+        recipient: User | None,
+    ) -> MovementPlan:
         debit = None if tx_type is TxType.DEPOSIT else caller.id
         credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
-        now = utc_now()
+        now = utc_now()  # taken in the turn, so it is after every earlier movement's time
         verdict = self._score(caller, tx_type, amount, currency, debit, recipient, now)
-        plan = MovementPlan(
+        return MovementPlan(
             tx_id=uuid7(),
             type=tx_type,
             currency=currency,
@@ -237,7 +327,40 @@ class WalletService:
             created_at=now,
             report_balance_of=caller.id,
         )
-        return _settled(self.writer.apply(plan))
+
+    def _check_money_quota(self, caller: User) -> None:
+        """After the replay lookup: a retry gets its original answer, never a 429."""
+        self.money_quota.check(f"money:user:{caller.id}")
+
+    def _replay_movement(
+        self,
+        caller: User,
+        key: str,
+        tx_type: TxType,
+        amount_text: str,
+        currency: str,
+        to_username: str | None,
+    ) -> MovementOutcome | None:
+        """The stored answer when `key` was used before (or the reuse error); None for a
+        new key, or a request whose amount cannot be read (validation answers that)."""
+        existing = (
+            self.store.find_by_idempotency_key(initiated_by=caller.id, key=key) if key else None
+        )
+        amount = self.currencies.requested_minor(amount_text, currency)
+        if existing is None or amount is None:
+            return None
+        counterparty = None
+        if to_username is not None:
+            # The recipient may be deleted since: compare the names as identities.
+            if canonical_username(to_username) == canonical_username(existing.to_username or ""):
+                counterparty = existing.to_user_id
+            else:
+                named = self._live_user(to_username)
+                counterparty = named.id if named else to_username
+        fingerprint = request_fingerprint(
+            tx_type=tx_type, currency=currency, amount_minor=amount, counterparty=counterparty
+        )
+        return _settled(caller, replay_outcome(existing, fingerprint))
 
     def _score(
         self,
@@ -285,7 +408,7 @@ class WalletService:
             if target is None:
                 raise NotFound("user_not_found", "User not found")
             scope = target.id
-        return self._page(self._query(filters, user_id=scope))
+        return self._page(caller, self._query(filters, user_id=scope))
 
     def list_flagged(
         self, caller: User, *, limit: int, cursor: str, review_status: str, include_deleted: bool
@@ -295,7 +418,7 @@ class WalletService:
         base = self._query(
             ListFilters(limit=limit, cursor=cursor, include_deleted=include_deleted), user_id=None
         )
-        return self._page(replace(base, flagged_only=True, review_status=status))
+        return self._page(caller, replace(base, flagged_only=True, review_status=status))
 
     def _query(self, filters: ListFilters, *, user_id: str | None) -> TransactionQuery:
         if filters.limit < 0:
@@ -320,11 +443,12 @@ class WalletService:
             include_deleted=filters.include_deleted,
         )
 
-    def _page(self, query: TransactionQuery) -> Page:
+    def _page(self, caller: User, query: TransactionQuery) -> Page:
         # Ask for one more row than the page holds to learn whether another page exists.
         rows = self.store.list_transactions(replace(query, limit=query.limit + 1))
         page, more = rows[: query.limit], len(rows) > query.limit
-        return Page(page, _encode_cursor(page[-1].id) if more and page else "")
+        shown = [transaction_for(caller, tx) for tx in page]
+        return Page(shown, _encode_cursor(page[-1].id) if more and page else "")
 
     def get_transaction(self, caller: User, tx_id: str) -> Transaction:
         """Another user's transaction is NotFound, never PermissionDenied: ids can't be probed."""
@@ -334,26 +458,77 @@ class WalletService:
         )
         if not visible or found is None:
             raise NotFound("transaction_not_found", "Transaction not found")
-        return found
+        return transaction_for(caller, found)
 
     # -- administration -----------------------------------------------------------------
 
-    def review(self, caller: User, *, tx_id: str, resolution: str, note: str) -> Transaction:
+    def review(
+        self, caller: User, *, tx_id: str, resolution: str, note: str, freeze: bool = False
+    ) -> Transaction:
+        """Resolve a flagged transaction; with `freeze` (confirmed_fraud only) its initiator
+        is frozen in the same database transaction as the review."""
         _require_admin(caller)
         status = _review_status(resolution)
         if status is ReviewStatus.PENDING:
             raise InvalidArgument(
                 "invalid_resolution", "resolution must be cleared or confirmed_fraud"
             )
+        if freeze and status is not ReviewStatus.CONFIRMED_FRAUD:
+            raise InvalidArgument(
+                "freeze_requires_confirmed_fraud", "Only a confirmed_fraud review can freeze"
+            )
         if not _is_id(tx_id):
             raise NotFound("transaction_not_found", "Flagged transaction not found")
-        return self.store.review_transaction(
-            tx_id=tx_id, resolution=status, reviewer_id=caller.id, note=_note(note), now=utc_now()
+        note = _note(note)
+        freeze_reason = (note or f"confirmed fraud on transaction {tx_id}") if freeze else None
+        reviewed = self.store.review_transaction(
+            tx_id=tx_id,
+            resolution=status,
+            reviewer_id=caller.id,
+            note=note,
+            now=utc_now(),
+            freeze_reason=freeze_reason,
         )
+        return transaction_for(caller, reviewed)
+
+    def freeze_user(self, caller: User, *, username: str, reason: str) -> User:
+        """Stop a user sending or receiving money (reads and login still work). Freezing a
+        frozen user keeps the first record (who, when, why)."""
+        _require_admin(caller)
+        if not reason.strip():
+            raise InvalidArgument("reason_required", "A reason is required to freeze a user")
+        reason = _note(reason)
+        target = self._admin_target(caller, username, verb="freeze")
+        frozen = self.store.freeze_user(
+            user_id=target.id, frozen_by=caller.id, reason=reason, now=utc_now()
+        )
+        return user_for(caller, frozen)
+
+    def unfreeze_user(self, caller: User, *, username: str) -> User:
+        _require_admin(caller)
+        target = self._admin_target(caller, username, verb="unfreeze")
+        return user_for(caller, self.store.unfreeze_user(user_id=target.id))
+
+    def _admin_target(self, caller: User, username: str, *, verb: str) -> User:
+        if username == caller.username:
+            raise FailedPrecondition(f"cannot_{verb}_self", f"Admins cannot {verb} themselves")
+        target = self._live_user(username)
+        if target is None:
+            raise NotFound("user_not_found", "User not found")
+        return target
 
     def reverse(self, caller: User, *, tx_id: str, reason: str, key: str) -> MovementOutcome:
         _require_admin(caller)
         _check_idempotency_key(key)
+        if key:  # a retry is answered before any lookup or check its own success may fail
+            existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
+            if existing is not None:
+                # A reversal's request is its original's id: the same id is the same request.
+                same = (
+                    existing.type is TxType.REVERSAL and existing.reverses_transaction_id == tx_id
+                )
+                asked = existing.request_fingerprint if same else None
+                return _settled(caller, replay_outcome(existing, asked))
         original = self.store.get_transaction(tx_id) if _is_id(tx_id) else None
         if original is None:
             raise NotFound("transaction_not_found", "Transaction not found")
@@ -363,10 +538,7 @@ class WalletService:
             amount_minor=original.amount_minor,
             counterparty=original.id,
         )
-        if key:  # a retry is answered before the checks that its own success would now fail
-            existing = self.store.find_by_idempotency_key(initiated_by=caller.id, key=key)
-            if existing is not None:
-                return _settled(replay_outcome(existing, fingerprint))
+        self._check_money_quota(caller)
         if original.status is not TxStatus.COMPLETED or original.type is TxType.REVERSAL:
             raise FailedPrecondition(
                 "not_reversible",
@@ -392,24 +564,27 @@ class WalletService:
             report_balance_of=original.from_user_id or original.to_user_id,
             note=_note(reason),
         )
-        return _settled(self.writer.apply(plan))
+        return _settled(caller, self.writer.apply(plan))
 
     def delete_transaction(self, caller: User, tx_id: str) -> Transaction:
         _require_admin(caller)
         if not _is_id(tx_id):
             raise NotFound("transaction_not_found", "Transaction not found")
-        return self.store.soft_delete_transaction(tx_id=tx_id, now=utc_now())
+        return transaction_for(
+            caller, self.store.soft_delete_transaction(tx_id=tx_id, now=utc_now())
+        )
 
     def delete_user(self, caller: User, username: str) -> User:
         _require_admin(caller)
-        if username == caller.username:
-            raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
         target = self._live_user(username)
+        if target is not None and target.id == caller.id:
+            raise FailedPrecondition("cannot_delete_self", "Admins cannot delete themselves")
         if target is None:
             raise NotFound("user_not_found", "User not found")
-        return self.store.soft_delete_user(
+        deleted = self.store.soft_delete_user(
             user_id=target.id, now=utc_now(), require_zero_balances=False
         )
+        return user_for(caller, deleted)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -420,15 +595,16 @@ def _require_admin(caller: User) -> None:
         raise PermissionDenied("admin_required", "Admin role required")
 
 
-def _settled(outcome: MovementOutcome) -> MovementOutcome:
-    """A blocked movement (first time or replayed) is an error for the caller."""
+def _settled(caller: User, outcome: MovementOutcome) -> MovementOutcome:
+    """A blocked movement (first time or replayed) is an error for the caller; otherwise
+    the outcome as the caller may see it."""
     if outcome.transaction.status is TxStatus.REJECTED:
         raise FailedPrecondition(
             "transaction_blocked",
             "Transaction blocked by fraud rules; nothing was moved",
             transaction_id=outcome.transaction.id,
         )
-    return outcome
+    return outcome_for(caller, outcome)
 
 
 def _check_idempotency_key(key: str) -> None:

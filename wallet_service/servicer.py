@@ -135,6 +135,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
                 tx_id=request.transaction_id,
                 resolution=request.resolution,
                 note=request.note,
+                freeze=request.freeze,
             )
         )
 
@@ -159,6 +160,35 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         self, request: wallet_pb2.DeleteUserRequest, context: Context
     ) -> wallet_pb2.User:
         return _user(self._service.delete_user(current_user(), request.username))
+
+    def ChangePassword(
+        self, request: wallet_pb2.ChangePasswordRequest, context: Context
+    ) -> wallet_pb2.LoginResponse:
+        token, ttl = self._service.change_password(
+            current_user(),
+            current_password=request.current_password,
+            new_password=request.new_password,
+        )
+        return wallet_pb2.LoginResponse(access_token=token, token_type="Bearer", expires_in=ttl)
+
+    def LogoutAll(
+        self, request: wallet_pb2.LogoutAllRequest, context: Context
+    ) -> wallet_pb2.LogoutAllResponse:
+        self._service.logout_all(current_user())
+        return wallet_pb2.LogoutAllResponse()
+
+    def FreezeUser(
+        self, request: wallet_pb2.FreezeUserRequest, context: Context
+    ) -> wallet_pb2.User:
+        user = self._service.freeze_user(
+            current_user(), username=request.username, reason=request.reason
+        )
+        return _user(user)
+
+    def UnfreezeUser(
+        self, request: wallet_pb2.UnfreezeUserRequest, context: Context
+    ) -> wallet_pb2.User:
+        return _user(self._service.unfreeze_user(current_user(), username=request.username))
 
     # -- reply builders -------------------------------------------------------------------
 
@@ -215,4 +245,8 @@ def _user(user: User) -> wallet_pb2.User:
         role=user.role.value,
         created_at=iso_utc(user.created_at),
         deleted=user.is_deleted,
+        frozen=user.is_frozen,
+        frozen_at=iso_utc(user.frozen_at),
+        frozen_by=user.frozen_by or "",
+        frozen_reason=user.frozen_reason or "",
     )

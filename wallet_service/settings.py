@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from common.config import (
     env_int,
     env_str,
 )
+from common.ratelimit import RateLimit, env_rate_limit
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
 
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///data/wallet.db"
 DEV_SECRET_FILE = Path("data/dev_jwt_secret")
+# The gateway beside the wallet in `make run` dials it over loopback. Only peers in this list
+# may name the client behind them (x-forwarded-for metadata); anyone else is limited as
+# itself, so a direct gRPC caller cannot dodge the per-peer limits by sending the header.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.1/32,::1/128"
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _WEAK_SECRETS = {"secret", "changeme", "change-me", "password", "jwt_secret", "dev", "test"}
 
 
@@ -50,6 +57,11 @@ class WalletSettings:
     admin_password: str
     login_max_failures: int
     login_lockout_seconds: int
+    redis_url: str | None  # shares the per-peer and per-user limits between replicas
+    trusted_proxies: tuple[IpNetwork, ...]
+    register_per_peer: RateLimit
+    login_per_peer: RateLimit
+    money_per_user: RateLimit
     log_level: str
 
     @classmethod
@@ -83,6 +95,17 @@ class WalletSettings:
             admin_password=env_str(env, "ADMIN_PASSWORD", ""),
             login_max_failures=env_int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
             login_lockout_seconds=env_int(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+            redis_url=env.get("REDIS_URL", "").strip() or None,
+            trusted_proxies=_networks(
+                "WALLET_TRUSTED_PROXIES", env.get("WALLET_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES)
+            ),
+            register_per_peer=env_rate_limit(
+                env, "WALLET_REGISTER_RATE_LIMIT_PER_PEER", RateLimit(10, 3600)
+            ),
+            login_per_peer=env_rate_limit(
+                env, "WALLET_LOGIN_RATE_LIMIT_PER_PEER", RateLimit(30, 60)
+            ),
+            money_per_user=env_rate_limit(env, "MONEY_RATE_LIMIT_PER_USER", RateLimit(60, 60)),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )
 
@@ -92,14 +115,14 @@ class WalletSettings:
 
 
 def _jwt_secret(env: Mapping[str, str], *, production: bool) -> tuple[str, bool]:
+    """A short secret is refused in every environment: a test or staging deployment signed
+    with a guessable key is one copied .env away from production."""
     secret = env.get("JWT_SECRET_KEY", "").strip()
     if secret:
-        if production and (
-            len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _WEAK_SECRETS
-        ):
+        if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in _WEAK_SECRETS:
             raise ConfigError(
-                f"JWT_SECRET_KEY is too weak for production: use at least {MIN_SECRET_BYTES} "
-                "random bytes, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                f"JWT_SECRET_KEY is too weak: use at least {MIN_SECRET_BYTES} random bytes, "
+                "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
             )
         return secret, False
     if production:
@@ -125,3 +148,15 @@ def _currencies(env: Mapping[str, str]) -> CurrencyBook:
         return CurrencyBook.of(codes, env_decimal(env, "MAX_AMOUNT", DEFAULT_MAX_AMOUNT))
     except ValueError as exc:
         raise ConfigError(f"SUPPORTED_CURRENCIES/MAX_AMOUNT: {exc}") from exc
+
+
+def _networks(name: str, raw: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated addresses or CIDR blocks; empty trusts no peer."""
+    try:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in raw.split(",")
+            if item.strip()
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc

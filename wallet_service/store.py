@@ -12,8 +12,8 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +42,13 @@ from wallet_service.errors import (
     Unavailable,
     WalletError,
 )
-from wallet_service.ledger import replay_outcome
+from wallet_service.identity import canonical_username
+from wallet_service.ledger import (
+    LockedAccount,
+    MovementDecision,
+    MovementFacts,
+    decide_movement,
+)
 from wallet_service.models import (
     Decision,
     FraudReason,
@@ -60,6 +66,7 @@ from wallet_service.models import (
     as_utc,
 )
 from wallet_service.schema import accounts, ledger_entries, transactions, users
+from wallet_service.sender_turns import SenderTurns
 
 T = TypeVar("T")
 
@@ -68,6 +75,9 @@ FEATURE_WINDOW_LIMIT = 200
 # PostgreSQL serialization failure and deadlock: safe to retry the whole transaction.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
+AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
+MovementResult = MovementOutcome | WalletError
+
 
 class WalletStore(Protocol):
     """What the domain needs from storage. Every call is one database transaction."""
@@ -75,19 +85,37 @@ class WalletStore(Protocol):
     def create_user(
         self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
     ) -> User:
-        """Insert a user; AlreadyExists(username_taken) if the name is used (even by a
-        deleted user, so a name can never be taken over)."""
+        """Insert a user; AlreadyExists(username_taken) if the name is used in any case or
+        compatibility form (even by a deleted user, so a name can never be taken over)."""
 
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
-        """Create the admin, or promote and re-key an existing user of that name."""
+        """Insert this admin unless someone holds the name (any form); return whoever holds
+        it, deleted or not, unchanged. Safe when replicas run it at the same moment."""
 
     def get_user(self, user_id: str) -> User | None:
         """The user by id, deleted or not; None if no such id."""
 
     def get_user_by_username(self, username: str) -> User | None:
-        """The live (not deleted) user of that name; None otherwise."""
+        """The live (not deleted) user of that name in any case or compatibility form
+        (compared canonically, wallet_service.identity); None otherwise."""
+
+    def change_password(
+        self, *, user_id: str, password_hash: str, expected_version: int
+    ) -> int | None:
+        """Set the hash and bump the credentials version, only if the live user is still at
+        `expected_version`; the new version, or None when it moved on (or the user is gone)."""
+
+    def revoke_tokens(self, *, user_id: str) -> int:
+        """Bump the credentials version (every token issued before dies); the new version.
+        NotFound(user_not_found) for a deleted or unknown user."""
+
+    def set_role(self, *, user_id: str, role: Role) -> User:
+        """Change the role and bump the credentials version in one transaction."""
+
+    def reset_admin(self, *, user_id: str, password_hash: str) -> User:
+        """Re-key an admin (new hash, not deleted) and bump its credentials version."""
 
     def soft_delete_user(self, *, user_id: str, now: datetime, require_zero_balances: bool) -> User:
         """Mark deleted. With `require_zero_balances`, FailedPrecondition(balance_not_zero)
@@ -102,11 +130,18 @@ class WalletStore(Protocol):
     def find_by_idempotency_key(self, *, initiated_by: str, key: str) -> Transaction | None:
         """The transaction the caller recorded under `key`, if any."""
 
+    def sender_turn(self, user_id: str) -> AbstractContextManager[None]:
+        """Hold this user's turn to score and commit one movement: while held, no other
+        movement of the user, in this process or another sharing the database, is between
+        its feature read and its commit (see wallet_service.sender_turns). Unavailable
+        (sender_busy) if the turn is not free within the wait limit."""
+
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
     ) -> MovementFeatures:
         """Counts and sums of the user's completed movements in `currency` over the last
-        hour and day, read without locks."""
+        hour and day, read without locks (call it inside `sender_turn` so the movements of
+        the user still in flight have committed)."""
 
     def apply_movements(self, plans: Sequence[MovementPlan]) -> list[MovementResult]:
         """Apply the movements in one database transaction, each on its own terms: debit
@@ -115,8 +150,10 @@ class WalletStore(Protocol):
         Per plan, the result is its outcome (a replay of the stored one when the caller's
         idempotency key was used before with the same request) or the WalletError that
         refused it: AlreadyExists(idempotency_key_reused), FailedPrecondition
-        (insufficient_funds | already_reversed), NotFound(recipient_not_found). Locks the
-        users credited (share) and the accounts touched (update, in id order) until commit."""
+        (insufficient_funds | already_reversed | account_frozen | balance_limit_exceeded),
+        NotFound(recipient_not_found); each decided by `ledger.decide_movement`. Locks the
+        users debited or credited (share) and the accounts touched (update, in id order)
+        until commit."""
 
     def get_transaction(self, tx_id: str) -> Transaction | None:
         """The transaction by id, deleted or not; None if there is none."""
@@ -125,10 +162,26 @@ class WalletStore(Protocol):
         """Newest first, at most `query.limit` rows."""
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         """Resolve a pending flagged transaction. NotFound if absent or not flagged;
-        FailedPrecondition(already_reviewed) if it was resolved before."""
+        FailedPrecondition(already_reviewed) if it was resolved before. With
+        `freeze_reason`, the transaction's initiator is frozen in the same database
+        transaction (an earlier freeze record is kept)."""
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        """Freeze a live user (who, when, why); a frozen user stays as first frozen.
+        NotFound(user_not_found) if no live user has that id."""
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        """Clear the freeze of a live user (no-op if not frozen); NotFound otherwise."""
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         """Hide from the owners' listings (idempotent); balances never change."""
@@ -140,9 +193,13 @@ class WalletStore(Protocol):
 class SqlStore:
     """`WalletStore` on SQLAlchemy Core; the same statements serve SQLite and PostgreSQL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sender_turn_connections: int = 8) -> None:
+        """`sender_turn_connections`: how many pooled connections PostgreSQL sender turns
+        may hold at once; keep it below the pool's capacity so reads and writes always
+        find a connection."""
         self._engine = engine
         self._is_postgres = engine.dialect.name == "postgresql"
+        self.sender_turns = SenderTurns(engine, max_connections=sender_turn_connections)
 
     @property
     def engine(self) -> Engine:
@@ -193,19 +250,9 @@ class SqlStore:
     def create_user(
         self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
     ) -> User:
-        def work(conn: Connection) -> None:
-            conn.execute(
-                insert(users).values(
-                    id=user_id,
-                    username=username,
-                    password_hash=password_hash,
-                    role=role.value,
-                    created_at=now,
-                )
-            )
-
+        row = _new_user_row(user_id, username, password_hash, role, now)
         try:
-            self._write(work)
+            self._write(lambda conn: conn.execute(insert(users).values(**row)))
         except IntegrityError as exc:
             raise AlreadyExists("username_taken", f"Username {username!r} is taken") from exc
         return User(
@@ -215,27 +262,22 @@ class SqlStore:
             created_at=now,
             deleted_at=None,
             password_hash=password_hash,
+            credentials_version=0,
         )
 
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
-        # One upsert statement, so replicas bootstrapping the same admin at once cannot race.
-        stmt = self._insert(users).values(
-            id=user_id,
-            username=username,
-            password_hash=password_hash,
-            role=Role.ADMIN.value,
-            created_at=now,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[users.c.username],
-            set_={"role": Role.ADMIN.value, "password_hash": password_hash, "deleted_at": None},
-        )
+        # One INSERT ... ON CONFLICT DO NOTHING: replicas bootstrapping together cannot race,
+        # and an existing holder of the name is never changed here (the service decides).
+        row = _new_user_row(user_id, username, password_hash, Role.ADMIN, now)
+        stmt = self._insert(users).values(**row).on_conflict_do_nothing()
         self._write(lambda conn: conn.execute(stmt))
-        admin = self.get_user_by_username(username)
-        assert admin is not None
-        return admin
+        with self._read() as conn:
+            found = conn.execute(
+                select(users).where(users.c.username_canonical == row["username_canonical"])
+            ).one()
+        return _user(found)
 
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support, in this database's dialect."""
@@ -248,8 +290,66 @@ class SqlStore:
 
     def get_user_by_username(self, username: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(_LIVE_USER_BY_NAME, {"username": username}).one_or_none()
+            row = conn.execute(
+                _LIVE_USER_BY_NAME, {"canonical": canonical_username(username)}
+            ).one_or_none()
         return _user(row) if row else None
+
+    def change_password(
+        self, *, user_id: str, password_hash: str, expected_version: int
+    ) -> int | None:
+        return self._bump_credentials(
+            user_id,
+            {"password_hash": password_hash},
+            users.c.credentials_version == expected_version,
+        )
+
+    def revoke_tokens(self, *, user_id: str) -> int:
+        version = self._bump_credentials(user_id, {})
+        if version is None:
+            raise NotFound("user_not_found", "User not found")
+        return version
+
+    def set_role(self, *, user_id: str, role: Role) -> User:
+        if self._bump_credentials(user_id, {"role": role.value}) is None:
+            raise NotFound("user_not_found", "User not found")
+        return self._existing_user(user_id)
+
+    def reset_admin(self, *, user_id: str, password_hash: str) -> User:
+        self._bump_credentials(
+            user_id,
+            {"password_hash": password_hash, "deleted_at": None},
+            users.c.role == Role.ADMIN.value,
+            live_only=False,
+        )
+        return self._existing_user(user_id)
+
+    def _bump_credentials(
+        self,
+        user_id: str,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        live_only: bool = True,
+    ) -> int | None:
+        """UPDATE the user with `values` and credentials_version + 1 in one statement (so
+        the change and the revocation commit together); the new version, or None when no
+        row matched."""
+        where = [users.c.id == user_id, *conditions]
+        if live_only:
+            where.append(users.c.deleted_at.is_(None))
+        stmt = (
+            update(users)
+            .where(*where)
+            .values(**values, credentials_version=users.c.credentials_version + 1)
+            .returning(users.c.credentials_version)
+        )
+        version = self._write(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        return int(version) if version is not None else None
+
+    def _existing_user(self, user_id: str) -> User:
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
 
     def soft_delete_user(self, *, user_id: str, now: datetime, require_zero_balances: bool) -> User:
         def work(conn: Connection) -> None:
@@ -314,6 +414,9 @@ class SqlStore:
             row = conn.execute(_PRIOR_BY_KEYS, {"callers": [initiated_by], "keys": [key]}).one()
         return _transaction(row)
 
+    def sender_turn(self, user_id: str) -> AbstractContextManager[None]:
+        return self.sender_turns.turn(user_id)
+
     def movement_features(
         self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
     ) -> MovementFeatures:
@@ -353,22 +456,27 @@ class SqlStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _lock_live_users(self, conn: Connection, user_ids: set[str]) -> set[str]:
-        """Share-lock the live users among `user_ids` (PostgreSQL: a concurrent soft
-        deletion waits for us; SQLite is serialised by BEGIN IMMEDIATE anyway)."""
-        if not user_ids:
-            return set()
+    def _lock_users(
+        self, conn: Connection, user_ids: set[str | None]
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """Share-lock the live users among `user_ids`; returns (live, frozen among them).
+        PostgreSQL: a concurrent soft deletion or freeze waits for us (and we for it);
+        SQLite is serialised by BEGIN IMMEDIATE anyway."""
+        ids = sorted(i for i in user_ids if i)
+        if not ids:
+            return frozenset(), frozenset()
         rows = conn.execute(
-            select(users.c.id)
-            .where(users.c.id.in_(sorted(user_ids)), users.c.deleted_at.is_(None))
+            select(users.c.id, users.c.frozen_at)
+            .where(users.c.id.in_(ids), users.c.deleted_at.is_(None))
             .order_by(users.c.id)
             .with_for_update(read=True)
-        ).scalars()
-        return set(rows)
+        ).all()
+        live = frozenset(r.id for r in rows)
+        return live, frozenset(r.id for r in rows if r.frozen_at is not None)
 
     def _lock_accounts(
         self, conn: Connection, wanted: set[AccountKey], create: set[AccountKey], now: datetime
-    ) -> dict[AccountKey, _Account]:
+    ) -> dict[AccountKey, LockedAccount]:
         """Lock the accounts named by `wanted` in id order (so concurrent batches cannot
         deadlock), creating the ones in `create` that do not exist yet."""
         found = self._select_accounts(conn, wanted)
@@ -392,7 +500,7 @@ class SqlStore:
 
     def _select_accounts(
         self, conn: Connection, keys: set[AccountKey]
-    ) -> dict[AccountKey, _Account]:
+    ) -> dict[AccountKey, LockedAccount]:
         owners = {owner for owner, _ in keys if owner}
         currencies = {currency for _, currency in keys}
         matches_owner: ColumnElement[bool] = accounts.c.owner_user_id.in_(sorted(owners))
@@ -411,7 +519,7 @@ class SqlStore:
             .with_for_update()
         ).all()
         return {
-            (row.owner_user_id, row.currency): _Account(
+            (row.owner_user_id, row.currency): LockedAccount(
                 id=int(row.id), is_user=row.kind == "user", balance=int(row.balance_minor)
             )
             for row in rows
@@ -487,7 +595,14 @@ class SqlStore:
         return [_transaction(r) for r in rows]
 
     def review_transaction(
-        self, *, tx_id: str, resolution: ReviewStatus, reviewer_id: str, note: str, now: datetime
+        self,
+        *,
+        tx_id: str,
+        resolution: ReviewStatus,
+        reviewer_id: str,
+        note: str,
+        now: datetime,
+        freeze_reason: str | None = None,
     ) -> Transaction:
         def work(conn: Connection) -> None:
             result = conn.execute(
@@ -505,6 +620,11 @@ class SqlStore:
                 )
             )
             if result.rowcount == 1:
+                if freeze_reason is not None:
+                    initiator = select(transactions.c.initiated_by).where(
+                        transactions.c.id == tx_id
+                    )
+                    _freeze(conn, initiator.scalar_subquery(), reviewer_id, freeze_reason, now)
                 return
             current = conn.execute(
                 select(transactions.c.flagged).where(transactions.c.id == tx_id)
@@ -517,6 +637,31 @@ class SqlStore:
         found = self.get_transaction(tx_id)
         assert found is not None
         return found
+
+    def freeze_user(self, *, user_id: str, frozen_by: str, reason: str, now: datetime) -> User:
+        def work(conn: Connection) -> None:
+            _freeze(conn, user_id, frozen_by, reason, now)
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def unfreeze_user(self, *, user_id: str) -> User:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+                .values(frozen_at=None, frozen_by=None, frozen_reason=None)
+            )
+            _require_live_user(conn, user_id)
+
+        self._write(work)
+        return self._user_after_write(user_id)
+
+    def _user_after_write(self, user_id: str) -> User:
+        user = self.get_user(user_id)
+        assert user is not None
+        return user
 
     def soft_delete_transaction(self, *, tx_id: str, now: datetime) -> Transaction:
         def work(conn: Connection) -> None:
@@ -612,7 +757,7 @@ _TRANSACTION_SELECT = _build_transaction_select()
 # CPU than running them.
 _USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 _LIVE_USER_BY_NAME = select(users).where(
-    users.c.username == bindparam("username"), users.c.deleted_at.is_(None)
+    users.c.username_canonical == bindparam("canonical"), users.c.deleted_at.is_(None)
 )
 _PRIOR_BY_KEYS = _TRANSACTION_SELECT.where(
     transactions.c.initiated_by.in_(bindparam("callers", expanding=True)),
@@ -684,7 +829,24 @@ def _user(row: Row[Any]) -> User:
         created_at=as_utc(row.created_at),
         deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
         password_hash=row.password_hash,
+        credentials_version=int(row.credentials_version),
+        frozen_at=as_utc(row.frozen_at) if row.frozen_at else None,
+        frozen_by=row.frozen_by,
+        frozen_reason=row.frozen_reason,
     )
+
+
+def _new_user_row(
+    user_id: str, username: str, password_hash: str, role: Role, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "username": username,
+        "username_canonical": canonical_username(username),
+        "password_hash": password_hash,
+        "role": role.value,
+        "created_at": now,
+    }
 
 
 def _transaction(row: Row[Any]) -> Transaction:
@@ -728,45 +890,47 @@ def _transaction(row: Row[Any]) -> Transaction:
     )
 
 
+def _freeze(conn: Connection, user_id: Any, frozen_by: str, reason: str, now: datetime) -> None:
+    """Freeze the live user `user_id` (a value or a scalar subquery) unless frozen already:
+    the first record of who, when and why is the one kept."""
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.deleted_at.is_(None), users.c.frozen_at.is_(None))
+        .values(frozen_at=now, frozen_by=frozen_by, frozen_reason=reason)
+    )
+
+
+def _require_live_user(conn: Connection, user_id: str) -> None:
+    live = conn.execute(
+        select(users.c.id).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+    ).scalar_one_or_none()
+    if live is None:
+        raise NotFound("user_not_found", "User not found")
+
+
 def _storage_unavailable() -> Unavailable:
     return Unavailable(
         "storage_unavailable", "The database is unavailable; retry (with the same idempotency key)"
     )
 
 
-def _insufficient(currency: str, *, missing: bool) -> FailedPrecondition:
-    detail = f"no {currency} balance" if missing else f"not enough {currency}"
-    return FailedPrecondition("insufficient_funds", f"Insufficient funds: {detail}")
-
-
-AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
-MovementResult = MovementOutcome | WalletError
-
-
-@dataclass
-class _Account:
-    id: int
-    is_user: bool
-    balance: int
-
-
 class _Batch:
-    """One group-commit transaction: reads and locks what the plans need, decides each
-    plan in memory against the locked balances, then writes everything in bulk."""
+    """One group-commit transaction: reads and locks what the plans need, asks the pure
+    `ledger.decide_movement` about each plan against the locked balances (earlier plans of
+    the batch applied), then writes everything in bulk. No money rule lives here."""
 
     def __init__(self, store: SqlStore, conn: Connection, plans: Sequence[MovementPlan]) -> None:
         self.store, self.conn, self.plans = store, conn, plans
         self.tx_rows: list[dict[str, Any]] = []
         self.entry_rows: list[dict[str, Any]] = []
-        self.dirty: dict[int, _Account] = {}
-        self.done_by_key: dict[tuple[str, str], MovementOutcome] = {}
+        self.dirty: set[int] = set()
+        self.done_by_key: dict[tuple[str, str], Transaction] = {}
 
     def run(self) -> list[MovementResult]:
         now = max(p.created_at for p in self.plans)
         moving = [p for p in self.plans if not p.rejected]
-        self.live = self.store._lock_live_users(
-            self.conn, {p.credit_user_id for p in moving if p.credit_user_id}
-        )
+        parties = {p.credit_user_id for p in self.plans} | {p.debit_user_id for p in self.plans}
+        self.live, self.frozen = self.store._lock_users(self.conn, parties)
         self.prior, self.reversed_already = self.store._prior_transactions(self.conn, self.plans)
         wanted = {(p.debit_user_id, p.currency) for p in self.plans} | {
             (p.credit_user_id, p.currency) for p in self.plans
@@ -780,110 +944,69 @@ class _Batch:
         return results
 
     def _decide(self, plan: MovementPlan) -> MovementResult:
-        try:
-            return self._apply(plan)
-        except WalletError as refused:
-            return refused
-
-    def _apply(self, plan: MovementPlan) -> MovementOutcome:
         key = (plan.initiated_by, plan.idempotency_key) if plan.idempotency_key else None
-        if key and key in self.prior:
-            return replay_outcome(self.prior[key], plan.request_fingerprint)
-        if key and key in self.done_by_key:
-            return replay_outcome(self.done_by_key[key].transaction, plan.request_fingerprint)
-        if plan.reverses_transaction_id in self.reversed_already:
-            raise FailedPrecondition("already_reversed", "Transaction was already reversed")
+        decision = decide_movement(plan, self._facts(plan, key))
+        if isinstance(decision, WalletError):
+            return decision
+        if decision.record:
+            self._absorb(plan, decision)
+            if key:
+                self.done_by_key[key] = decision.transaction
+        return decision.outcome
+
+    def _facts(self, plan: MovementPlan, key: tuple[str, str] | None) -> MovementFacts:
+        prior = (self.prior.get(key) or self.done_by_key.get(key)) if key else None
+        reported = plan.report_balance_of
+        return MovementFacts(
+            prior=prior,
+            already_reversed=plan.reverses_transaction_id in self.reversed_already,
+            debit=self.accounts.get((plan.debit_user_id, plan.currency)),
+            credit=self.accounts.get((plan.credit_user_id, plan.currency)),
+            reported=self.accounts.get((reported, plan.currency)) if reported else None,
+            live_users=self.live,
+            frozen_users=self.frozen,
+        )
+
+    def _absorb(self, plan: MovementPlan, decision: MovementDecision) -> None:
+        """Apply a decision to the batch's view of the locked accounts and queue its rows."""
+        by_id = {a.id: key for key, a in self.accounts.items()}
+        for account_id, balance in decision.new_balances.items():
+            key = by_id[account_id]
+            self.accounts[key] = replace(self.accounts[key], balance=balance)
+            self.dirty.add(account_id)
+        self.entry_rows += [
+            {
+                "transaction_id": plan.tx_id,
+                "account_id": e.account_id,
+                "amount_minor": e.amount_minor,
+            }
+            for e in decision.entries
+        ]
         debit = self.accounts.get((plan.debit_user_id, plan.currency))
         credit = self.accounts.get((plan.credit_user_id, plan.currency))
-        if plan.rejected:
-            outcome = self._record(plan, TxStatus.REJECTED, debit, credit)
-        else:
-            if plan.credit_user_id and plan.credit_user_id not in self.live:
-                raise NotFound("recipient_not_found", "Recipient not found")
-            if debit is None or (debit.is_user and debit.balance < plan.amount_minor):
-                raise _insufficient(plan.currency, missing=debit is None)
-            assert credit is not None  # created by _lock_accounts
-            debit.balance -= plan.amount_minor
-            credit.balance += plan.amount_minor
-            self.dirty[debit.id], self.dirty[credit.id] = debit, credit
-            self.entry_rows += [
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": debit.id,
-                    "amount_minor": -plan.amount_minor,
-                },
-                {
-                    "transaction_id": plan.tx_id,
-                    "account_id": credit.id,
-                    "amount_minor": plan.amount_minor,
-                },
-            ]
-            outcome = self._record(plan, TxStatus.COMPLETED, debit, credit)
+        self.tx_rows.append(
+            _transaction_row(
+                decision.transaction, debit.id if debit else None, credit.id if credit else None
+            )
+        )
         if plan.reverses_transaction_id:
             self.reversed_already.add(plan.reverses_transaction_id)
-        if key:
-            self.done_by_key[key] = outcome
-        return outcome
-
-    def _record(
-        self, plan: MovementPlan, status: TxStatus, debit: _Account | None, credit: _Account | None
-    ) -> MovementOutcome:
-        reported = self.accounts.get((plan.report_balance_of, plan.currency))
-        balance = reported.balance if reported and plan.report_balance_of else 0
-        tx = _planned_transaction(
-            plan, status, balance, from_known=debit is not None, to_known=credit is not None
-        )
-        self.tx_rows.append(
-            _transaction_row(tx, debit.id if debit else None, credit.id if credit else None)
-        )
-        return MovementOutcome(transaction=tx, balance_after_minor=balance, replayed=False)
 
     def _write(self) -> None:
         """Final balances (absolute values of rows we hold locked), then the transaction rows
         (a unique-key race raises IntegrityError and the whole batch reruns), then entries."""
         if self.dirty:
+            by_id = {a.id: a for a in self.accounts.values()}
             self.conn.execute(
                 update(accounts)
                 .where(accounts.c.id == bindparam("account_id"))
                 .values(balance_minor=bindparam("new_balance")),
-                [{"account_id": a.id, "new_balance": a.balance} for a in self.dirty.values()],
+                [{"account_id": i, "new_balance": by_id[i].balance} for i in sorted(self.dirty)],
             )
         if self.tx_rows:
             self.conn.execute(insert(transactions), self.tx_rows)
         if self.entry_rows:
             self.conn.execute(insert(ledger_entries), self.entry_rows)
-
-
-def _planned_transaction(
-    plan: MovementPlan, status: TxStatus, balance: int, *, from_known: bool, to_known: bool
-) -> Transaction:
-    flagged = plan.verdict is not None and plan.verdict.flagged
-    return Transaction(
-        id=plan.tx_id,
-        type=plan.type,
-        status=status,
-        currency=plan.currency,
-        amount_minor=plan.amount_minor,
-        from_user_id=plan.debit_user_id if from_known else None,
-        from_username=plan.debit_username if from_known else None,
-        to_user_id=plan.credit_user_id if to_known else None,
-        to_username=plan.credit_username if to_known else None,
-        initiated_by=plan.initiated_by,
-        idempotency_key=plan.idempotency_key,
-        request_fingerprint=plan.request_fingerprint,
-        created_at=plan.created_at,
-        deleted_at=None,
-        verdict=plan.verdict,
-        flagged=flagged,
-        review_status=ReviewStatus.PENDING if flagged else None,
-        reviewed_by=None,
-        reviewed_at=None,
-        review_note=None,
-        reverses_transaction_id=plan.reverses_transaction_id,
-        reversed_by_transaction_id=None,
-        initiator_balance_after_minor=balance,
-        note=plan.note,
-    )
 
 
 def _transaction_row(tx: Transaction, from_id: int | None, to_id: int | None) -> dict[str, Any]:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.smoke import smoke
 from tests.support import require_postgres
+from tests.support.chaos_smoke import smoke
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # hang guard; the run is paced by events
 @pytest.mark.postgres
 def test_chaos_smoke_postgres(tmp_path: Path) -> None:
     require_postgres()

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.smoke import smoke
+from tests.support.chaos_smoke import smoke
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # hang guard; the run is paced by events
 def test_chaos_smoke_sqlite(tmp_path: Path) -> None:
     smoke("sqlite", tmp_path, seed=11)

@@ -13,7 +13,7 @@ from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from common.processes import ServiceProcess, python_path
 from tests.support import SpawnService, clean_environ, wait_for_log
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0  # hang guard
 
 
 def service_env(**overrides: str) -> dict[str, str]:

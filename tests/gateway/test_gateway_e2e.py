@@ -333,7 +333,7 @@ def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: Account) -
 def test_login_rate_limit_with_the_real_wallet(
     start_gateway: StartGateway, wallet_addr: str
 ) -> None:
-    url = start_gateway(wallet_addr, login_per_username=RateLimit(limit=3, window_seconds=60))
+    url = start_gateway(wallet_addr, login_per_username=RateLimit(limit=3, window_seconds=3600))
     with httpx.Client(base_url=url, timeout=15) as client:
         victim, other = unique_name("victim"), unique_name("other")
         register(client, victim)

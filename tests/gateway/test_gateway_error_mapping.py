@@ -1,13 +1,14 @@
 """The gRPC -> HTTP mapping over real HTTP and real gRPC, against a scripted wallet stand-in.
 
-The stand-in answers each call with a chosen status (with or without ErrorInfo), sleeps
-past the deadline, or records what it received, so every row of the mapping and the
-metadata the gateway sends are checked without depending on wallet business rules.
+The stand-in answers each call with a chosen status (with or without ErrorInfo), holds a
+call until the test releases it (past any deadline), or records what it received, so
+every row of the mapping and the metadata the gateway sends are checked without depending
+on wallet business rules.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -43,9 +44,14 @@ def _info(reason: str, domain: str = "wallet") -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=domain)
 
 
+# Only a hang guard: the held call normally ends when its test releases it.
+HOLD_CEILING_SECONDS = 120.0
+
+
 class ScriptedWallet(wallet_pb2_grpc.WalletServiceServicer):
     def __init__(self) -> None:
         self.received: list[tuple[Any, dict[str, str]]] = []
+        self.release = threading.Event()
 
     def _record(self, request: Any, context: grpc.ServicerContext) -> None:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -76,7 +82,9 @@ class ScriptedWallet(wallet_pb2_grpc.WalletServiceServicer):
         raise RuntimeError("boom: secret internals")  # grpc turns this into UNKNOWN
 
     def ListBalances(self, request: Any, context: grpc.ServicerContext) -> Any:
-        time.sleep(1.0)  # past the gateway's deadline
+        # Held until the test has seen the gateway give up: past its deadline by
+        # construction, however slow the machine.
+        self.release.wait(HOLD_CEILING_SECONDS)
         return wallet_pb2.ListBalancesResponse()
 
     def Deposit(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -86,7 +94,7 @@ class ScriptedWallet(wallet_pb2_grpc.WalletServiceServicer):
 
 
 @pytest.fixture(scope="module")
-def scripted() -> Iterator[tuple[ScriptedWallet, str]]:
+def scripted_server() -> Iterator[tuple[ScriptedWallet, str]]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     wallet = ScriptedWallet()  # type: ignore[abstract]  # answers only what the tests call
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(wallet, server)
@@ -95,11 +103,19 @@ def scripted() -> Iterator[tuple[ScriptedWallet, str]]:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    gateway = GatewayThread(gateway_settings(f"127.0.0.1:{port}", rpc_timeout_seconds=0.3))
+    yield wallet, f"127.0.0.1:{port}"
+    wallet.release.set()
+    server.stop(None)
+
+
+@pytest.fixture(scope="module")
+def scripted(scripted_server: tuple[ScriptedWallet, str]) -> Iterator[tuple[ScriptedWallet, str]]:
+    """A gateway with the ordinary (generous) deadline in front of the stand-in."""
+    wallet, addr = scripted_server
+    gateway = GatewayThread(gateway_settings(addr))
     gateway.start()
     yield wallet, gateway.url
     gateway.stop()
-    server.stop(None)
 
 
 @pytest.fixture
@@ -136,8 +152,17 @@ def test_a_crash_in_the_wallet_leaks_nothing(client: httpx.Client) -> None:
     assert "boom" not in response.text
 
 
-def test_a_slow_wallet_is_504(client: httpx.Client) -> None:
-    response = client.get("/balances")
+def test_a_slow_wallet_is_504(scripted_server: tuple[ScriptedWallet, str]) -> None:
+    # Only this test needs a short deadline; the stand-in holds the call until released.
+    wallet, addr = scripted_server
+    gateway = GatewayThread(gateway_settings(addr, rpc_timeout_seconds=0.3))
+    gateway.start()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=60, headers=AUTH) as client:
+            response = client.get("/balances")
+    finally:
+        wallet.release.set()
+        gateway.stop()
     assert_error(response, 504, "deadline_exceeded", "Wallet service did not answer in time")
 
 

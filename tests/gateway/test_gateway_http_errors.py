@@ -22,6 +22,8 @@ PROTECTED = [
     ("GET", "/transactions"),
     ("GET", "/transactions/abc"),
     ("DELETE", "/me"),
+    ("POST", "/me/password"),
+    ("POST", "/logout"),
     ("GET", "/admin/flagged"),
     ("POST", "/admin/transactions/abc/review"),
     ("POST", "/admin/transactions/abc/reverse"),
@@ -172,8 +174,10 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
     tx = "/admin/transactions/{transaction_id}"
     expected = {
         "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer",
-        "/transactions", "/transactions/{transaction_id}", "/me", "/admin/flagged",
-        f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}", "/healthz", "/readyz",
+        "/transactions", "/transactions/{transaction_id}", "/me", "/me/password", "/logout",
+        "/admin/flagged",
+        f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
+        "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

@@ -22,7 +22,7 @@ def test_the_process_serves_logs_and_stops_on_sigterm(
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
-    process.wait_http_ok(f"{url}/healthz", timeout=15)
+    process.wait_http_ok(f"{url}/healthz", timeout=60)  # hang guard
     response = httpx.get(f"{url}/readyz", headers={"X-Request-ID": "proc-test-1"})
     assert response.status_code == 503
     login = {"username": "zed", "password": "x"}

@@ -105,7 +105,7 @@ def aliases(service: dict[str, Any]) -> set[str]:
 
 def test_services_and_the_shared_image(compose: dict[str, Any]) -> None:
     svc = services(compose)
-    assert set(svc) == {"postgres", "fraud", *WALLETS, "gateway"}
+    assert set(svc) == {"redis", "postgres", "fraud", *WALLETS, "gateway"}
     modules = {"fraud": "fraud_service", "gateway": "gateway"} | dict.fromkeys(
         WALLETS, "wallet_service"
     )
@@ -149,7 +149,12 @@ def test_wallet_replicas_are_identical_production_configs(compose: dict[str, Any
         assert settings.fraud_address == "fraud:50052"
         assert 1 <= settings.db_pool_size <= 20  # x2 (overflow) x2 replicas < max_connections
         assert settings.admin_username and settings.admin_password == DOTENV["ADMIN_PASSWORD"]
-        assert depends(svc[name]) == {"postgres": "service_healthy", "fraud": "service_healthy"}
+        assert depends(svc[name]) == {
+            "postgres": "service_healthy",
+            "fraud": "service_healthy",
+            "redis": "service_healthy",
+        }
+        assert settings.redis_url == "redis://redis:6379/0"  # limits shared by the replicas
         assert "healthcheck" in svc[name]
         assert "wallet" in aliases(svc[name])
         assert "ports" not in svc[name], "only the gateway is published"

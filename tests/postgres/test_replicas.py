@@ -19,7 +19,18 @@ import pytest
 from sqlalchemy import func, select
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.support import Replicas, bearer, deadlock_count, error_reason, login, register
+from tests.support import (
+    STRUCTURING,
+    VELOCITY,
+    Replicas,
+    bearer,
+    deadlock_count,
+    error_reason,
+    hits,
+    login,
+    register,
+    run_in,
+)
 from wallet_service.schema import accounts, ledger_entries, transactions, users
 
 pytestmark = pytest.mark.postgres
@@ -281,3 +292,14 @@ def test_same_key_at_the_same_moment_on_two_replicas_moves_money_once(
         ).all()
     assert len(keys) == 2 * ROUNDS + 1  # + the funding deposit
     assert all(count == 1 for _, count in keys)
+
+
+def test_a_burst_over_two_replicas_is_scored_as_in_sequence(replicas: Replicas) -> None:
+    """One sender's transfers, alternating between the replicas and released at once, get
+    the verdicts the same transfers get one after another: the sender's turn is held in
+    the database, not only in one process."""
+    for scenario in (VELOCITY, STRUCTURING):
+        in_sequence = run_in(replicas.stubs, scenario, at_once=False)
+        assert hits(in_sequence, scenario.rule) == scenario.expected_hits, in_sequence
+        assert run_in(replicas.stubs, scenario, at_once=True) == in_sequence
+    assert replicas.wallets[0].store.ledger_violations() == []

@@ -23,7 +23,7 @@ from wallet_service.store import SqlStore
 pytestmark = pytest.mark.postgres
 
 REPLICAS = 3
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # hang guard
 
 
 def replica_env(url: str, fraud_addr: str, addr: str) -> dict[str, str]:

@@ -159,3 +159,74 @@ def test_responses_never_include_password_hashes(
         lowered = response.text.lower()
         assert "$argon2" not in lowered and "password_hash" not in lowered, response.request.url
     assert all(r.status_code in (200, 201) for r in responses), [r.status_code for r in responses]
+
+
+# -- fraud and review fields are the wallet's secret (issue 10, defect 3) --------------------
+
+FRAUD_AND_REVIEW_FIELDS = (
+    "fraud_score",
+    "fraud_decision",
+    "fraud_reasons",
+    "fraud_rules_version",
+    "review_status",
+    "reviewed_by",
+    "reviewed_at",
+    "review_note",
+)
+
+
+def _assert_no_fraud_internals(tx: wallet_pb2.Transaction) -> None:
+    for name in FRAUD_AND_REVIEW_FIELDS:
+        assert not getattr(tx, name), (name, tx)
+
+
+def test_grpc_answers_show_fraud_and_review_fields_to_admins_only(
+    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, admin: Account
+) -> None:
+    """The reasons quote the other party's balance and history: neither the sender nor the
+    recipient may read them, over gRPC as over REST; `flagged` stays visible to both."""
+    sender, recipient = make_user(), make_user()
+    _assert_no_fraud_internals(deposit(stub, sender, "30000.00").transaction)
+    sent = transfer(stub, sender, recipient, "15000.00").transaction
+    assert sent.flagged
+    _assert_no_fraud_internals(sent)
+    stub.ReviewTransaction(
+        wallet_pb2.ReviewTransactionRequest(
+            transaction_id=sent.id, resolution="cleared", note="checked the other party"
+        ),
+        metadata=admin.metadata,
+    )
+    for party in (sender, recipient):
+        seen = stub.GetTransaction(
+            wallet_pb2.GetTransactionRequest(transaction_id=sent.id), metadata=party.metadata
+        )
+        assert seen.flagged
+        _assert_no_fraud_internals(seen)
+        listed = stub.ListTransactions(
+            wallet_pb2.ListTransactionsRequest(), metadata=party.metadata
+        )
+        assert sent.id in {t.id for t in listed.transactions}
+        for tx in listed.transactions:
+            _assert_no_fraud_internals(tx)
+    as_admin = stub.GetTransaction(
+        wallet_pb2.GetTransactionRequest(transaction_id=sent.id), metadata=admin.metadata
+    )
+    assert as_admin.fraud_score > 0 and as_admin.fraud_decision == "REVIEW"
+    assert as_admin.fraud_reasons and as_admin.fraud_rules_version
+    assert as_admin.review_status == "cleared" and as_admin.reviewed_by == admin.user_id
+    assert as_admin.review_note == "checked the other party" and as_admin.reviewed_at
+
+
+def test_who_froze_a_user_and_why_is_for_admins_only(
+    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, admin: Account
+) -> None:
+    user = make_user()
+    by_admin = stub.FreezeUser(
+        wallet_pb2.FreezeUserRequest(username=user.username, reason="internal case 42"),
+        metadata=admin.metadata,
+    )
+    assert by_admin.frozen and by_admin.frozen_by == admin.user_id
+    assert by_admin.frozen_reason == "internal case 42"
+    own = stub.DeleteAccount(wallet_pb2.DeleteAccountRequest(), metadata=user.metadata)
+    assert own.frozen and own.frozen_at  # the user may know they are frozen...
+    assert own.frozen_by == "" and own.frozen_reason == ""  # ...not by whom or why

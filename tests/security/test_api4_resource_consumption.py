@@ -1,5 +1,7 @@
 """API4:2023 Unrestricted Resource Consumption: page size capped, body size capped, huge
-strings and numbers refused (never a 500), many concurrent connections handled."""
+strings and numbers refused (never a 500), many concurrent connections handled, and request
+limits: registration and login per client address (gateway and wallet, the wallet seeing the
+real client behind the gateway), money calls per user (not per token), 429 with Retry-After."""
 
 from __future__ import annotations
 
@@ -11,7 +13,24 @@ import httpx
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.support import Account, MakeUser, RunningWallet, Unchanged, deposit, error_reason
+from gateway.settings import RateLimit
+from tests.support import (
+    PASSWORD,
+    Account,
+    MakeUser,
+    RunningWallet,
+    StartGateway,
+    StartWallet,
+    Stub,
+    Unchanged,
+    bearer,
+    deposit,
+    error_reason,
+    login,
+    retry_delay_seconds,
+    stub_for,
+    unique_name,
+)
 
 MAX_PAGE = 200
 HUGE = 100_000
@@ -266,3 +285,159 @@ def test_rest_long_currency_is_400_not_429(
         )
     assert response.status_code == 400, response.text[:300]
     assert response.json()["error"]["code"] == "invalid_currency"
+
+
+# -- request limits ----------------------------------------------------------------------------
+
+FORWARDED = "x-forwarded-for"
+
+
+def _register(stub: Stub, forwarded_for: str | None = None) -> str:
+    """ "ok" or the error reason, sending `x-forwarded-for` when given."""
+    metadata = ((FORWARDED, forwarded_for),) if forwarded_for else None
+    request = wallet_pb2.RegisterRequest(username=unique_name(), password=PASSWORD)
+    try:
+        stub.Register(request, metadata=metadata, timeout=30)
+    except grpc.RpcError as error:
+        return error_reason(error)
+    return "ok"
+
+
+def test_grpc_register_is_limited_per_peer_and_the_header_is_ignored_from_untrusted_peers(
+    start_limited_wallet: StartWallet,
+) -> None:
+    limited = start_limited_wallet(
+        WALLET_REGISTER_RATE_LIMIT_PER_PEER="3", WALLET_TRUSTED_PROXIES=""
+    )
+    with stub_for(limited) as stub:
+        answers = [_register(stub, forwarded_for=f"203.0.113.{i}") for i in range(5)]
+        assert answers == ["ok"] * 3 + ["rate_limited"] * 2
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Register(wallet_pb2.RegisterRequest(username=unique_name(), password=PASSWORD))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    delay = retry_delay_seconds(refused.value)
+    assert delay is not None and 1 <= delay <= 3600
+
+
+def test_grpc_login_is_limited_per_peer(
+    start_limited_wallet: StartWallet,
+) -> None:
+    limited = start_limited_wallet(WALLET_LOGIN_RATE_LIMIT_PER_PEER="4")
+    with stub_for(limited) as stub:
+        names = [unique_name() for _ in range(6)]  # a different name each time: no lockout
+
+        def attempt(name: str) -> str:
+            try:
+                stub.Login(wallet_pb2.LoginRequest(username=name, password="wrong-password"))
+            except grpc.RpcError as error:
+                return error_reason(error)
+            return "ok"
+
+        answers = [attempt(name) for name in names]
+    assert answers == ["invalid_credentials"] * 4 + ["rate_limited"] * 2
+
+
+def test_a_trusted_proxy_names_the_client_it_stands_for(
+    start_limited_wallet: StartWallet,
+) -> None:
+    """Loopback (the gateway in `make run`) is trusted by default: each client behind it has
+    its own allowance, instead of every browser sharing the gateway's."""
+    limited = start_limited_wallet(WALLET_REGISTER_RATE_LIMIT_PER_PEER="2")
+    with stub_for(limited) as stub:
+        first = [_register(stub, forwarded_for="198.51.100.1") for _ in range(3)]
+        second = [_register(stub, forwarded_for="198.51.100.2") for _ in range(2)]
+    assert first == ["ok", "ok", "rate_limited"]
+    assert second == ["ok", "ok"]
+
+
+def test_rest_register_limit_in_the_wallet_applies_to_the_client_behind_the_gateway(
+    start_limited_wallet: StartWallet, start_gateway: StartGateway
+) -> None:
+    """The gateway's own limits are relaxed: the 429 comes from the wallet, per browser
+    address as the gateway saw it, with Retry-After from the wallet's RetryInfo."""
+    limited = start_limited_wallet(WALLET_REGISTER_RATE_LIMIT_PER_PEER="2")
+    # The test client poses as a proxy in front of the gateway, to play two browsers.
+    url = start_gateway(limited.addr, forwarded_allow_ips="127.0.0.1")
+
+    def register_from(client: httpx.Client, browser: str) -> httpx.Response:
+        body = {"username": unique_name(), "password": PASSWORD}
+        return client.post("/register", json=body, headers={"X-Forwarded-For": browser})
+
+    with httpx.Client(base_url=url, timeout=30) as client:
+        statuses = [register_from(client, "192.0.2.10").status_code for _ in range(2)]
+        refused = register_from(client, "192.0.2.10")
+        other = register_from(client, "192.0.2.11")
+    assert statuses == [201, 201]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert other.status_code == 201
+
+
+def test_rest_register_is_limited_per_ip_in_the_gateway(
+    start_gateway: StartGateway, wallet: RunningWallet, unchanged: Unchanged
+) -> None:
+    url = start_gateway(wallet.addr, register_per_ip=RateLimit(limit=2, window_seconds=3600))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        bodies = [{"username": unique_name(), "password": PASSWORD} for _ in range(3)]
+        assert [client.post("/register", json=b).status_code for b in bodies[:2]] == [201, 201]
+        with unchanged():  # refused before the wallet: no user, no argon2 hash
+            refused = client.post("/register", json=bodies[2])
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def _deposit_answer(stub: Stub, metadata: tuple[tuple[str, str], ...], key: str) -> str:
+    request = wallet_pb2.DepositRequest(amount="1.00", currency="USD", idempotency_key=key)
+    try:
+        reply = stub.Deposit(request, metadata=metadata, timeout=30)
+    except grpc.RpcError as error:
+        return error_reason(error)
+    return "replayed" if reply.replayed else "ok"
+
+
+def test_money_limit_is_per_user_not_per_token(start_limited_wallet: StartWallet) -> None:
+    limited = start_limited_wallet(MONEY_RATE_LIMIT_PER_USER="3")
+    with stub_for(limited) as stub:
+        name, other = unique_name(), unique_name()
+        for who in (name, other):
+            stub.Register(wallet_pb2.RegisterRequest(username=who, password=PASSWORD))
+        tokens = [bearer(login(stub, name)) for _ in range(4)]  # minting tokens gains nothing
+        answers = [_deposit_answer(stub, tokens[i], f"k{i}") for i in range(4)]
+        # A retry of an accepted request answers its original result before any limit.
+        replay = _deposit_answer(stub, tokens[3], "k0")
+        others = _deposit_answer(stub, bearer(login(stub, other)), "k0")
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Withdraw(
+                wallet_pb2.WithdrawRequest(amount="1.00", currency="USD", idempotency_key="w"),
+                metadata=tokens[0],
+            )
+    assert answers == ["ok", "ok", "ok", "rate_limited"]
+    assert replay == "replayed"
+    assert others == "ok"
+    assert error_reason(refused.value) == "rate_limited"
+    delay = retry_delay_seconds(refused.value)
+    assert delay is not None and 1 <= delay <= 60
+
+
+def test_rest_money_limit_is_429_with_retry_after(
+    start_limited_wallet: StartWallet, start_gateway: StartGateway
+) -> None:
+    limited = start_limited_wallet(MONEY_RATE_LIMIT_PER_USER="2")
+    url = start_gateway(limited.addr)
+    with stub_for(limited) as stub, httpx.Client(base_url=url, timeout=30) as client:
+        name = unique_name()
+        stub.Register(wallet_pb2.RegisterRequest(username=name, password=PASSWORD))
+        statuses = []
+        for i in range(3):
+            token = login(stub, name)  # a fresh token each time
+            response = client.post(
+                "/deposit",
+                json={"amount": "1.00", "currency": "USD"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"rest-{i}"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [201, 201, 429]
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60

@@ -6,7 +6,8 @@ function fails this suite until it is classified here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +17,32 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.support import Account, MakeUser, Unchanged, deposit, error_reason
+from tests.support import (
+    PASSWORD,
+    STORES,
+    TEST_JWT_SECRET,
+    Account,
+    CreateDatabase,
+    MakeUser,
+    RunningWallet,
+    SpawnService,
+    Unchanged,
+    bearer,
+    database_url,
+    db_snapshot,
+    deposit,
+    error_reason,
+    login,
+    register,
+    running_gateway,
+    start_wallet,
+    unique_name,
+    wallet_settings,
+)
+from wallet_service.database import create_db_engine, migrate
+from wallet_service.ids import uuid7
+from wallet_service.models import Role, utc_now
+from wallet_service.store import SqlStore
 
 USER_METHODS = {
     "Register",
@@ -29,6 +55,8 @@ USER_METHODS = {
     "ListTransactions",
     "GetTransaction",
     "DeleteAccount",
+    "ChangePassword",
+    "LogoutAll",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
@@ -36,6 +64,8 @@ ADMIN_METHODS = {
     "ReverseTransaction",
     "DeleteTransaction",
     "DeleteUser",
+    "FreezeUser",
+    "UnfreezeUser",
 }
 
 
@@ -74,6 +104,18 @@ def _admin_calls(
         ),
         "DeleteUser": lambda md: stub.DeleteUser(
             wallet_pb2.DeleteUserRequest(username=victim), metadata=md
+        ),
+        "FreezeUser": lambda md: stub.FreezeUser(
+            wallet_pb2.FreezeUserRequest(username=victim, reason="x"), metadata=md
+        ),
+        "UnfreezeUser": lambda md: stub.UnfreezeUser(
+            wallet_pb2.UnfreezeUserRequest(username=victim), metadata=md
+        ),
+        "ReviewTransaction(freeze)": lambda md: stub.ReviewTransaction(
+            wallet_pb2.ReviewTransactionRequest(
+                transaction_id=tx, resolution="confirmed_fraud", freeze=True
+            ),
+            metadata=md,
         ),
         "ListTransactions(username)": lambda md: stub.ListTransactions(
             wallet_pb2.ListTransactionsRequest(username=victim), metadata=md
@@ -152,7 +194,11 @@ def _fill(path: str, targets: dict[str, str]) -> str:
     return path.replace("{transaction_id}", targets["tx"]).replace("{username}", targets["victim"])
 
 
-BODIES = {"review": {"resolution": "cleared", "note": "x"}, "reverse": {"reason": "x"}}
+BODIES = {
+    "review": {"resolution": "cleared", "note": "x"},
+    "reverse": {"reason": "x"},
+    "freeze": {"reason": "x"},
+}
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)
@@ -191,3 +237,138 @@ def test_user_history_of_others_through_rest_is_refused(
             headers=user.auth_header,
         )
     assert response.status_code == 403
+
+
+# -- the admin bootstrap (ADMIN_USERNAME / ADMIN_PASSWORD) ------------------------------------
+
+
+@pytest.fixture(params=STORES)
+def fresh_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
+) -> str:
+    """An empty database of each kind, for a wallet started just for one test."""
+    return database_url(request.param, tmp_path, pg_database_factory)
+
+
+def _store(url: str) -> SqlStore:
+    engine = create_db_engine(url, pool_size=2)
+    migrate(engine)
+    return SqlStore(engine)
+
+
+def test_bootstrap_refuses_to_promote_an_existing_ordinary_account(
+    fresh_url: str, spawn: SpawnService
+) -> None:
+    """The real process, ADMIN_USERNAME naming (in another case) someone's plain account:
+    it must not start, must say why in one line naming the variable, and change nothing."""
+    store = _store(fresh_url)
+    name = unique_name("Mallory")
+    store.create_user(
+        user_id=uuid7(), username=name, password_hash="x", role=Role.USER, now=utc_now()
+    )
+    before = db_snapshot(store)
+    process = spawn(
+        "wallet",
+        "wallet_service",
+        APP_ENV="test",
+        WALLET_ADDR="127.0.0.1:0",
+        WALLET_DATABASE_URL=fresh_url,
+        JWT_SECRET_KEY=TEST_JWT_SECRET,
+        FRAUD_ADDR="",
+        ADMIN_USERNAME=name.lower(),
+        ADMIN_PASSWORD="a strong admin password",
+    )
+    try:
+        process.start()
+        # hang guard: a wallet that starts anyway would serve until killed
+        returncode = process.wait(timeout=60)
+        after = db_snapshot(store)
+    finally:
+        store.engine.dispose()
+    output = process.log_text()
+    assert returncode == 2, output
+    lines = [line for line in output.splitlines() if "ADMIN_USERNAME" in line]
+    assert len(lines) == 1, output
+    assert "refusing to promote" in lines[0]
+    assert "Traceback" not in output
+    assert after == before  # not promoted, not re-keyed
+
+
+def test_bootstrap_rekeys_an_existing_admin_and_revokes_its_tokens(
+    fresh_url: str, fraud_addr: str
+) -> None:
+    name = unique_name("boss")
+    first = start_wallet(
+        wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD="first pass 1"),
+        "x",
+    )
+    try:
+        with grpc.insecure_channel(first.addr) as channel:
+            old_token = login(wallet_pb2_grpc.WalletServiceStub(channel), name, "first pass 1")
+    finally:
+        first.server.stop(0)
+    tokens = {}
+    for password in ("first pass 1", "second pass 2"):  # a restart, then a new password
+        running = start_wallet(
+            wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD=password),
+            "x",
+        )
+        try:
+            with grpc.insecure_channel(running.addr) as channel:
+                stub = wallet_pb2_grpc.WalletServiceStub(channel)
+                tokens[password] = _flagged_status(stub, old_token)
+                new_token = login(stub, name, password)
+                assert _flagged_status(stub, new_token) == grpc.StatusCode.OK
+        finally:
+            running.server.stop(0)
+    assert tokens == {
+        "first pass 1": grpc.StatusCode.OK,  # same password: a restart revokes nothing
+        "second pass 2": grpc.StatusCode.UNAUTHENTICATED,
+    }
+
+
+def _flagged_status(stub: wallet_pb2_grpc.WalletServiceStub, token: str) -> grpc.StatusCode:
+    try:
+        stub.ListFlaggedTransactions(
+            wallet_pb2.ListFlaggedTransactionsRequest(limit=1), metadata=bearer(token)
+        )
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.fixture
+def unbootstrapped(fresh_url: str, fraud_addr: str) -> Iterator[tuple[RunningWallet, str, str]]:
+    """A wallet with ADMIN_USERNAME set but no ADMIN_PASSWORD: the admin does not exist yet.
+    Yields the wallet, a gateway URL in front of it and the reserved name."""
+    name = unique_name("Chief")
+    running = start_wallet(
+        wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD=""), "x"
+    )
+    with running_gateway(running.addr) as url:
+        yield running, url, name
+    running.server.stop(0)
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_the_admin_name_is_reserved_before_the_bootstrap_runs(
+    unbootstrapped: tuple[RunningWallet, str, str],
+) -> None:
+    running, url, name = unbootstrapped
+    before = db_snapshot(running.store)
+    with grpc.insecure_channel(running.addr) as channel:
+        stub = wallet_pb2_grpc.WalletServiceStub(channel)
+        for variant in (name, name.lower(), _fullwidth(name.upper())):
+            with pytest.raises(grpc.RpcError) as info:
+                register(stub, variant)
+            assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS, variant
+            assert error_reason(info.value) == "username_taken", variant
+        with httpx.Client(base_url=url, timeout=20) as rest:
+            response = rest.post("/register", json={"username": name.upper(), "password": PASSWORD})
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["code"] == "username_taken"
+        assert db_snapshot(running.store) == before
+        register(stub)  # control: other names register fine

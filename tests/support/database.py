@@ -1,5 +1,5 @@
 """Databases for tests: fresh SQLite files and fresh PostgreSQL databases, and reading what
-they hold (row counts, whole-table snapshots, deadlock counters)."""
+they hold (row counts, whole-table snapshots, deadlock counters); whether Redis answers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
@@ -19,9 +20,13 @@ from wallet_service.schema import accounts, ledger_entries, transactions, users
 from wallet_service.store import SqlStore
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 CreateDatabase = Callable[[], str]
+
+# Parametrize a test over both stores; [postgres] carries the mark `-m "not postgres"` drops.
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def pg_available() -> bool:
@@ -38,6 +43,22 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(f"PostgreSQL is required in CI but does not answer at {PG_ADMIN_DSN}")
         pytest.skip("PostgreSQL is not running")
+
+
+def redis_available() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def require_redis() -> None:
+    """Skipped locally if Redis is down, a failure in CI (decided when a test asks for it,
+    not at import, so CI=true is honoured)."""
+    if not redis_available():
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but does not answer at {REDIS_URL}")
+        pytest.skip("Redis is not running")
 
 
 class PgDatabases:
@@ -110,7 +131,9 @@ class Unchanged:
             assert after[table] == rows, f"table {table} changed by a refused request"
 
 
-def set_role(store: SqlStore, user_id: str, role: str) -> None:
-    """What an operator's admin command would do (there is no RPC for promotion)."""
+def set_role_in_database(store: SqlStore, user_id: str, role: str) -> None:
+    """A direct database edit that bypasses the store (so the credentials version stays):
+    the role is still read from the database on every call. `SqlStore.set_role`, what an
+    operator's command uses, also revokes the user's tokens."""
     with store.engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(role=role))

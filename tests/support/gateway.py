@@ -43,7 +43,7 @@ class GatewayThread:
 
     def start(self) -> None:
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # hang guard
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("gateway did not start")
@@ -59,9 +59,9 @@ def gateway_settings(wallet_addr: str, **overrides: Any) -> GatewaySettings:
     base = GatewaySettings(
         wallet_addr=wallet_addr,
         rpc_timeout_seconds=5.0,
+        register_per_ip=RELAXED,
         login_per_ip=RELAXED,
         login_per_username=RELAXED,
-        money_per_token=RELAXED,
     )
     return dataclasses.replace(base, **overrides)
 

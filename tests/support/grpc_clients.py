@@ -11,7 +11,7 @@ import grpc
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from common.rpc_errors import error_reason
+from common.rpc_errors import decode_rpc_error, error_reason
 from tests.support.servers import ADMIN_PASSWORD, ADMIN_USERNAME
 
 PASSWORD = "correct horse battery"
@@ -49,6 +49,13 @@ def admin_auth(stub: Stub) -> Metadata:
     return bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
 
 
+def seen_by_admin(stub: Stub, tx_id: str, admin: Metadata | None = None) -> wallet_pb2.Transaction:
+    """A transaction as an admin reads it: the fraud assessment and the review are shown to
+    admins only. `admin` is an admin's auth metadata (default: the bootstrapped admin's)."""
+    request = wallet_pb2.GetTransactionRequest(transaction_id=tx_id)
+    return stub.GetTransaction(request, metadata=admin or admin_auth(stub))
+
+
 def expect_error(call: Callable[[], Any], code: grpc.StatusCode, reason: str) -> grpc.RpcError:
     """`call` fails with `code` and the ErrorInfo `reason`, and says why in words."""
     with pytest.raises(grpc.RpcError) as caught:
@@ -58,6 +65,12 @@ def expect_error(call: Callable[[], Any], code: grpc.StatusCode, reason: str) ->
     assert error_reason(error) == reason
     assert error.details()  # type: ignore[attr-defined]  # a human message, always
     return error
+
+
+def retry_delay_seconds(error: grpc.RpcError) -> int | None:
+    """The whole seconds of the status's google.rpc.RetryInfo delay, or None without one."""
+    delay = decode_rpc_error(error).retry_delay_seconds
+    return None if delay is None else int(delay)
 
 
 @dataclass

@@ -3,7 +3,10 @@ settings they start with."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 from sqlalchemy import Table, func, select
@@ -19,6 +22,7 @@ from wallet_service.store import SqlStore
 ADMIN_USERNAME = "root_admin"
 ADMIN_PASSWORD = "admin-password-123"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+RELAXED_LIMIT = "1000000"
 
 
 def wallet_settings(database_url: str, fraud_addr: str, **overrides: str) -> WalletSettings:
@@ -34,6 +38,11 @@ def wallet_settings(database_url: str, fraud_addr: str, **overrides: str) -> Wal
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "WALLET_GRACE_SECONDS": "1",
         "LOGIN_MAX_FAILURES": "5",
+        # Every test shares 127.0.0.1 and many share a user: limits far out of their way
+        # (the limiter still runs); the limit tests start wallets with tight ones.
+        "WALLET_REGISTER_RATE_LIMIT_PER_PEER": RELAXED_LIMIT,
+        "WALLET_LOGIN_RATE_LIMIT_PER_PEER": RELAXED_LIMIT,
+        "MONEY_RATE_LIMIT_PER_USER": RELAXED_LIMIT,
     }
     env.update(overrides)
     return WalletSettings.from_env(env)
@@ -53,6 +62,23 @@ def start_wallet(settings: WalletSettings, backend: str) -> RunningWallet:
     store = wallet.service.store
     assert isinstance(store, SqlStore)
     return RunningWallet(wallet, f"127.0.0.1:{wallet.port}", store, backend)
+
+
+class StartWallet(Protocol):
+    """The `start_limited_wallet` fixture: another wallet, on a fresh database or `url`."""
+
+    def __call__(self, url: str | None = None, **env: str) -> RunningWallet: ...
+
+
+def url_of(running: RunningWallet) -> str:
+    """The database URL `running` uses (password kept), for a replica on the same one."""
+    return running.store.engine.url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def stub_for(running: RunningWallet) -> Iterator[wallet_pb2_grpc.WalletServiceStub]:
+    with grpc.insecure_channel(running.addr) as channel:
+        yield wallet_pb2_grpc.WalletServiceStub(channel)
 
 
 def start_fraud(**env: str) -> FraudServer:

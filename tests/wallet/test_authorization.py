@@ -46,6 +46,7 @@ def valid_claims(subject: str, **overrides: object) -> dict[str, object]:
         "nbf": now,
         "exp": now + 600,
         "iss": "wallet_service",
+        "cv": 0,  # a fresh user's credentials version
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -90,6 +91,8 @@ def test_bad_tokens_are_refused(stub: Stub) -> None:
         "missing exp": forged(valid_claims(sub, exp=None)),
         "missing iat": forged(valid_claims(sub, iat=None)),
         "missing sub": forged(valid_claims(sub, sub=None)),
+        "missing cv": forged(valid_claims(sub, cv=None)),
+        "stale cv": forged(valid_claims(sub, cv=7)),
         "wrong issuer": forged(valid_claims(sub, iss="someone-else")),
         "not yet valid": forged(valid_claims(sub, nbf=int(time.time()) + 3600)),
         "unknown user": forged(valid_claims("01900000-0000-7000-8000-000000000000")),

@@ -6,10 +6,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.support import RunningWallet, error_reason, new_user, start_wallet, wallet_settings
+from tests.support import (
+    CreateDatabase,
+    RunningWallet,
+    database_url,
+    error_reason,
+    new_user,
+    start_wallet,
+    wallet_settings,
+)
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
 from wallet_service.group_commit import DirectWriter
 from wallet_service.ids import uuid7
@@ -83,10 +92,15 @@ def test_a_refused_movement_does_not_fail_its_batch(
     assert store.ledger_violations() == []
 
 
-def test_without_group_commit_the_same_guarantees_hold(tmp_path: Path, fraud_addr: str) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_without_group_commit_the_same_guarantees_hold(
+    tmp_path: Path, fraud_addr: str, pg_database_factory: CreateDatabase, backend: str
+) -> None:
     """WALLET_GROUP_COMMIT=false: one transaction per movement, in the request thread."""
-    url = f"sqlite:///{tmp_path / 'direct.db'}"
-    running = start_wallet(wallet_settings(url, fraud_addr, WALLET_GROUP_COMMIT="false"), "sqlite")
+    url = database_url(backend, tmp_path, pg_database_factory)
+    running = start_wallet(wallet_settings(url, fraud_addr, WALLET_GROUP_COMMIT="false"), backend)
     try:
         assert isinstance(running.server.service.writer, DirectWriter)
         with grpc.insecure_channel(running.addr) as channel:

@@ -22,6 +22,7 @@ from tests.support import (
     unique_name,
 )
 from wallet_service.schema import ledger_entries, transactions
+from wallet_service.service import MAX_PAGE_SIZE
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 
@@ -234,9 +235,21 @@ def test_error_statuses(stub: Stub, wallet: RunningWallet) -> None:
 
 
 def test_page_size_is_capped(stub: Stub) -> None:
+    # More transactions than the cap, so a page could hold more than MAX_PAGE_SIZE.
     _, auth = new_user(stub)
+    pending = [
+        stub.Deposit.future(pb.DepositRequest(amount="1.00", currency="USD"), metadata=auth)
+        for _ in range(MAX_PAGE_SIZE + 5)
+    ]
+    for call in pending:
+        call.result(timeout=120)  # hang guard
     page = stub.ListTransactions(pb.ListTransactionsRequest(limit=1_000_000), metadata=auth)
-    assert len(page.transactions) == 0
+    assert len(page.transactions) == MAX_PAGE_SIZE
+    assert page.next_cursor
+    rest = stub.ListTransactions(
+        pb.ListTransactionsRequest(limit=1_000_000, cursor=page.next_cursor), metadata=auth
+    )
+    assert len(rest.transactions) == 5
     expect_error(
         lambda: stub.ListTransactions(pb.ListTransactionsRequest(limit=-1), metadata=auth),
         grpc.StatusCode.INVALID_ARGUMENT,

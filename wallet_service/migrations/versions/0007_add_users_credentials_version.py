@@ -1,0 +1,27 @@
+"""add users.credentials_version (tokens carry it; bumping it revokes older tokens)
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column(
+                "credentials_version", sa.Integer, nullable=False, server_default=sa.text("0")
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("credentials_version")
