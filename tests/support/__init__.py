@@ -21,7 +21,7 @@ from tests.support.database import (
     require_redis,
     set_role_in_database,
 )
-from tests.support.fraud_standins import HeldFraud, held_fraud_server
+from tests.support.fraud_standins import HeldFraud, held_fraud_server, serving_standin
 from tests.support.gateway import (
     RELAXED,
     GatewayThread,
@@ -54,6 +54,7 @@ from tests.support.processes import (
     clean_environ,
     json_logs,
     make_process,
+    run_to_exit,
     wait_for_log,
 )
 from tests.support.scoring_bursts import (
@@ -141,9 +142,11 @@ __all__ = [
     "require_redis",
     "retry_delay_seconds",
     "run_in",
+    "run_to_exit",
     "running_gateway",
     "seen_by_admin",
     "send_burst",
+    "serving_standin",
     "set_role_in_database",
     "start_fraud",
     "start_wallet",

@@ -1,12 +1,15 @@
-"""A fraud service stand-in that holds every Score until released: a movement stays in
-flight inside the wallet for as long as a test wants (drain on SIGTERM, deadlines)."""
+"""Stand-in gRPC servers: any servicer served on loopback with health SERVING, and a fraud
+service that holds every Score until released, so a movement stays in flight inside the
+wallet for as long as a test wants (drain on SIGTERM, deadlines)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
@@ -34,19 +37,29 @@ class HeldFraud(fraud_pb2_grpc.FraudServiceServicer):
 
 
 @contextmanager
-def held_fraud_server(hold_seconds: float) -> Iterator[tuple[str, HeldFraud]]:
-    """A served HeldFraud on a loopback port (health SERVING, as the wallet's monitor asks);
-    released and stopped on exit."""
+def serving_standin(add_to_server: Callable[[grpc.Server], Any], service: str) -> Iterator[str]:
+    """A server with what `add_to_server` registers, its health `service` SERVING (as the
+    wallet's fraud monitor and the gateway's readiness ask); yields its address."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    fraud = HeldFraud(hold_seconds)
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(fraud, server)
+    add_to_server(server)
     health_servicer = health.HealthServicer()
-    health_servicer.set("fraud.v1.FraudService", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        yield f"127.0.0.1:{port}", fraud
+        yield f"127.0.0.1:{port}"
     finally:
-        fraud.release.set()
         server.stop(None)
+
+
+@contextmanager
+def held_fraud_server(hold_seconds: float) -> Iterator[tuple[str, HeldFraud]]:
+    """A served HeldFraud on a loopback port; released and stopped on exit."""
+    fraud = HeldFraud(hold_seconds)
+    add = partial(fraud_pb2_grpc.add_FraudServiceServicer_to_server, fraud)
+    with serving_standin(add, "fraud.v1.FraudService") as addr:
+        try:
+            yield addr, fraud
+        finally:
+            fraud.release.set()  # before the stop, which waits for the held calls

@@ -42,6 +42,13 @@ def make_process(name: str, module: str, work_dir: Path, **env: str) -> ServiceP
     return ServiceProcess(name, module, env, work_dir, cwd=work_dir, base_env=clean_environ())
 
 
+def run_to_exit(process: ServiceProcess, timeout: float = 60.0) -> tuple[int, str]:
+    """Start `process`, wait for it to exit on its own (`timeout` is a hang guard: a service
+    that starts when it should refuse would serve until killed); (exit code, its output)."""
+    process.start()
+    return process.wait(timeout=timeout), process.log_text()
+
+
 def json_logs(process: ServiceProcess) -> list[dict[str, Any]]:
     """The process's JSON log lines so far (other output, e.g. gRPC core warnings, skipped)."""
     records = []

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from common.processes import ServiceProcess, free_address, python_path, wait_for
+from common.processes import ServiceProcess, free_address, wait_for
 from tests.support import (
     STORES,
     TEST_JWT_SECRET,
@@ -29,11 +29,11 @@ from tests.support import (
     HeldFraud,
     RunningWallet,
     SpawnService,
-    clean_environ,
     database_url,
     held_fraud_server,
     json_logs,
     new_user,
+    run_to_exit,
 )
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
@@ -242,24 +242,18 @@ def test_acknowledged_operations_survive_kill_9(
     [("", "JWT_SECRET_KEY is required"), ("changeme", "too weak"), ("short-secret", "too weak")],
 )
 def test_production_refuses_a_missing_or_weak_secret(
-    tmp_path: Path, secret: str, message: str
+    spawn: SpawnService, tmp_path: Path, secret: str, message: str
 ) -> None:
-    env = {
-        **clean_environ(),
-        "APP_ENV": "production",
-        "JWT_SECRET_KEY": secret,
-        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-        "WALLET_ADDR": free_address(),
-        "PYTHONPATH": python_path(),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "wallet_service"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    code, output = run_to_exit(
+        spawn(
+            "wallet",
+            "wallet_service",
+            APP_ENV="production",
+            JWT_SECRET_KEY=secret,
+            WALLET_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+            WALLET_ADDR=free_address(),
+        )
     )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 2
+    assert message in output
+    assert "Traceback" not in output
