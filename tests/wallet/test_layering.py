@@ -18,6 +18,7 @@ FORBIDDEN = {"sqlalchemy", "alembic", "grpc", "grpc_status", "fastapi", "starlet
 ADAPTERS = {
     "__main__",  # runs the server
     "auth_interceptor",  # gRPC
+    "channels",  # SMTP, .eml files and webhooks over HTTP (the notifier's adapters)
     "database",  # SQLAlchemy engine and Alembic
     "fraud_client",  # gRPC client of fraud_service
     "grpc_errors",  # gRPC status mapping
