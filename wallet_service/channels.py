@@ -10,6 +10,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -95,11 +96,20 @@ def alert_message(event: Event, *, sender: str, to: Sequence[str], admin_url: st
     return msg
 
 
+@dataclass(frozen=True)
+class AlertRoute:
+    """Who sends the fraud alerts, to whom, and where their "review it" link points."""
+
+    sender: str
+    to: tuple[str, ...]
+    admin_url: str
+
+
 class _AlertEmail:
     """Flag and block alerts to the fraud team's addresses."""
 
-    def __init__(self, *, sender: str, to: Sequence[str], admin_url: str) -> None:
-        self.sender, self.to, self.admin_url = sender, list(to), admin_url
+    def __init__(self, route: AlertRoute) -> None:
+        self.sender, self.to, self.admin_url = route.sender, list(route.to), route.admin_url
 
     @property
     def name(self) -> str:
@@ -117,8 +127,8 @@ class SmtpAlertEmail(_AlertEmail):
     `smtps://...` (TLS from the start). 4xx answers, refused connections and timeouts are
     temporary; 5xx answers permanent."""
 
-    def __init__(self, smtp_url: str, *, timeout: float = 10.0, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, smtp_url: str, route: AlertRoute, *, timeout: float = 10.0) -> None:
+        super().__init__(route)
         self.url, self.timeout = urlsplit(smtp_url), timeout
         if self.url.scheme not in ("smtp", "smtps") or not self.url.hostname:
             raise ValueError("SMTP_URL must be smtp://host[:port] or smtps://host[:port]")
@@ -158,8 +168,8 @@ class EmlDirectoryAlertEmail(_AlertEmail):
     """Without SMTP_URL: each email as `<event id>.eml` in a directory (zero set-up; a
     redelivery overwrites the same file)."""
 
-    def __init__(self, directory: Path, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, directory: Path, route: AlertRoute) -> None:
+        super().__init__(route)
         self.directory = directory
 
     def deliver(self, event: Event) -> None:

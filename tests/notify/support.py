@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from tests.conftest import database_url
 from wallet_service.database import create_db_engine, migrate
@@ -91,10 +94,63 @@ def fresh_store(
     engine.dispose()
 
 
-def store_events(store: SqlStore, count: int, at: datetime) -> list[Event]:
+FLAGGED_DATA = {
+    "transaction_id": "tx-1",
+    "transaction_type": "deposit",
+    "amount": "10000.00",
+    "currency": "USD",
+    "from_username": None,
+    "to_username": "alice",
+    "fraud_decision": "REVIEW",
+    "fraud_score": 60,
+    "fraud_reasons": [{"rule_id": "large_amount", "description": "big"}],
+    "rules_version": "v1",
+}
+
+
+def store_events(
+    store: SqlStore, count: int, at: datetime, kind: EventType = EventType.USER_FROZEN
+) -> list[Event]:
+    data = FLAGGED_DATA if kind is EventType.TRANSACTION_FLAGGED else {}
     events = [
-        Event(id=uuid7(), type=EventType.USER_FROZEN, created_at=at, data={"n": n})
-        for n in range(count)
+        Event(id=uuid7(), type=kind, created_at=at, data=dict(data, n=n)) for n in range(count)
     ]
     store._db.write(lambda conn: add_events(conn, events))
     return events
+
+
+@dataclass
+class SmtpCatcher:
+    """A real SMTP server (aiosmtpd) on loopback answering the scripted replies in turn
+    (then 250) to each message, keeping the ones it accepted."""
+
+    replies: list[str] = field(default_factory=list)
+    accepted: list[Envelope] = field(default_factory=list)
+    refused: int = 0
+    arrived: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        reply = self.replies.pop(0) if self.replies else "250 OK"
+        if reply.startswith("250"):
+            self.accepted.append(envelope)
+            self.arrived.set()
+        else:
+            self.refused += 1
+        return reply
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpCatcher]:
+    catcher = SmtpCatcher()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        catcher.port = sock.getsockname()[1]
+    controller = Controller(catcher, hostname="127.0.0.1", port=catcher.port)
+    controller.start()
+    yield catcher
+    controller.stop()
