@@ -266,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         whole, balance_rpc = grpc_cpu(wallet.address, wallet.pid, args.calls)
         _print(rows, whole, balance_rpc)
     finally:
-        wallet.stop()
-        fraud.stop()
+        wallet.terminate()
+        fraud.terminate()
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     return 0

@@ -1,8 +1,9 @@
-"""Build and run the fraud gRPC server."""
+"""Builds the fraud gRPC server from settings; `serve()` runs it until SIGTERM."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
@@ -18,28 +19,36 @@ log = logging.getLogger("fraud_service")
 SERVICE_NAME = fraud_pb2.DESCRIPTOR.services_by_name["FraudService"].full_name
 
 
-def build_fraud_server(settings: FraudSettings) -> tuple[grpc.Server, int, HealthServicer]:
-    """The bound, not yet started server, its real port and its health servicer."""
+@dataclass
+class FraudServer:
+    """A bound, not yet started server, like wallet_service.server.WalletServer."""
+
+    server: grpc.Server
+    port: int
+    health: HealthServicer
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        self.server.stop(grace).wait()
+
+
+def create_server(settings: FraudSettings) -> FraudServer:
+    """A ready-to-start server; bind port 0 in tests and read `.port` back."""
     server, port = build_server(address=settings.addr, max_workers=settings.max_workers)
     fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(settings.rules), server)
-    health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
-    return server, port, health_servicer
-
-
-def create_server(settings: FraudSettings) -> tuple[grpc.Server, int]:
-    """The bound, not yet started server and its real port (port 0 in addr picks one)."""
-    server, port, _ = build_fraud_server(settings)
-    return server, port
+    return FraudServer(server, port, add_health_and_reflection(server, [SERVICE_NAME]))
 
 
 def serve(settings: FraudSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls for `grace_seconds`."""
-    server, port, health_servicer = build_fraud_server(settings)
+    fraud = create_server(settings)
     log_fields(
         log,
         "listening",
         addr=settings.addr,
-        port=port,
+        port=fraud.port,
         rules_version=settings.rules.rules_version,
     )
-    serve_until_signal(server, health_servicer, grace_seconds=settings.grace_seconds)
+    serve_until_signal(fraud.server, fraud.health, grace_seconds=settings.grace_seconds)

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningWallet
-from tests.gateway.gateway_helpers import assert_error, unique
+from tests.support import RunningWallet, assert_error, unique_name
 from wallet_service.ledger import verify_ledger
 
 PASSWORD = "correct horse battery"
@@ -24,7 +23,7 @@ def client(gateway_url: str) -> Iterator[httpx.Client]:
 
 
 def user(client: httpx.Client, deposit: str = "") -> tuple[str, dict[str, str]]:
-    name = unique("bulk")
+    name = unique_name("bulk")
     client.post("/register", json={"username": name, "password": PASSWORD}).raise_for_status()
     token = client.post("/login", json={"username": name, "password": PASSWORD}).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}
@@ -50,7 +49,7 @@ def batch(
 def test_independent_batch_over_rest(client: httpx.Client, wallet: RunningWallet) -> None:
     _, alice = user(client, deposit="10.00")
     bob, bob_h = user(client)
-    items = [item(bob, "4.00"), item(unique("nobody"), "1"), item(bob, "7.00"), item(bob, "6")]
+    items = [item(bob, "4.00"), item(unique_name("nobody"), "1"), item(bob, "7.00"), item(bob, "6")]
     reply = batch(client, alice, items, "independent")
     assert reply.status_code == 200, reply.text
     body = reply.json()

@@ -7,13 +7,20 @@ import uuid
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from wallet.v1 import wallet_pb2 as pb
 
-from tests.conftest import RunningWallet
-from tests.helpers import bearer, error_reason, login, new_user
-from tests.scoring_bursts import STRUCTURING, VELOCITY, Scenario, Stub
+from tests.support import (
+    STRUCTURING,
+    VELOCITY,
+    RunningWallet,
+    Scenario,
+    Stub,
+    bearer,
+    decode_rpc_error,
+    error_reason,
+    login,
+    new_user,
+)
 from wallet_service.ledger import verify_ledger
 
 Auth = tuple[tuple[str, str], ...]
@@ -48,14 +55,7 @@ def codes(reply: pb.CreateTransfersResponse) -> list[str]:
 
 
 def item_index(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info.metadata.get("item_index", "")
-    raise AssertionError("no ErrorInfo")
+    return decode_rpc_error(error).metadata.get("item_index", "")
 
 
 def test_independent_items_fail_alone(stub: Stub, wallet: RunningWallet) -> None:
