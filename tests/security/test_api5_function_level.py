@@ -52,6 +52,7 @@ USER_METHODS = {
     "Deposit",
     "Withdraw",
     "Transfer",
+    "CreateTransfers",
     "ListTransactions",
     "GetTransaction",
     "DeleteAccount",
