@@ -1,8 +1,9 @@
-"""Build and run the fraud gRPC server."""
+"""Build and run the fraud gRPC server (FraudService, and FraudAdmin with a store)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
@@ -10,36 +11,81 @@ from grpc_health.v1.health import HealthServicer
 
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields
+from fraud_service.admin import FraudAdmin
+from fraud_service.admin_servicer import FraudAdminServicer
+from fraud_service.database import create_db_engine, migrate
+from fraud_service.live import RuleSource, StaticRules, StoreRules
+from fraud_service.rules import rule_set_from_config
+from fraud_service.rulesets import to_document
 from fraud_service.servicer import FraudServicer
 from fraud_service.settings import FraudSettings
+from fraud_service.store import FraudStore
 
 log = logging.getLogger("fraud_service")
 
 SERVICE_NAME = fraud_pb2.DESCRIPTOR.services_by_name["FraudService"].full_name
+ADMIN_SERVICE_NAME = fraud_pb2.DESCRIPTOR.services_by_name["FraudAdmin"].full_name
 
 
-def build_fraud_server(settings: FraudSettings) -> tuple[grpc.Server, int, HealthServicer]:
-    """The bound, not yet started server, its real port and its health servicer."""
+def open_store(settings: FraudSettings) -> FraudStore:
+    """The migrated store, seeded with the configured rules as version 1 if it is empty."""
+    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    migrate(engine)
+    store = FraudStore(engine)
+    seed = rule_set_from_config(settings.rules)
+    if store.seed_if_empty(
+        document=to_document(seed.rules),
+        description=f"seeded from the rules file (rules_version {settings.rules.rules_version})",
+    ):
+        log_fields(log, "seeded", rules_version=settings.rules.rules_version)
+    return store
+
+
+@dataclass
+class FraudServer:
+    server: grpc.Server
+    port: int
+    health: HealthServicer
+    store: FraudStore | None
+
+    def stop(self, grace: float | None = None) -> None:
+        self.server.stop(grace).wait()
+        if self.store is not None:
+            self.store.dispose()
+
+
+def build_fraud_server(settings: FraudSettings) -> FraudServer:
+    """The bound, not yet started server, its real port, health servicer and store."""
     server, port = build_server(address=settings.addr, max_workers=settings.max_workers)
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(settings.rules), server)
-    health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
-    return server, port, health_servicer
+    store = open_store(settings) if settings.database_url else None
+    rules: RuleSource
+    services = [SERVICE_NAME]
+    if store is None:
+        rules = StaticRules(rule_set_from_config(settings.rules))
+    else:
+        rules = StoreRules(store, cache_seconds=settings.state_cache_seconds)
+        rules.current()  # fail at start, not at the first score, if the store is unusable
+        fraud_pb2_grpc.add_FraudAdminServicer_to_server(
+            FraudAdminServicer(FraudAdmin(store)), server
+        )
+        services.append(ADMIN_SERVICE_NAME)
+    fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(rules), server)
+    health_servicer = add_health_and_reflection(server, services)
+    return FraudServer(server, port, health_servicer, store)
 
 
 def create_server(settings: FraudSettings) -> tuple[grpc.Server, int]:
     """The bound, not yet started server and its real port (port 0 in addr picks one)."""
-    server, port, _ = build_fraud_server(settings)
-    return server, port
+    built = build_fraud_server(settings)
+    return built.server, built.port
 
 
 def serve(settings: FraudSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls for `grace_seconds`."""
-    server, port, health_servicer = build_fraud_server(settings)
-    log_fields(
-        log,
-        "listening",
-        addr=settings.addr,
-        port=port,
-        rules_version=settings.rules.rules_version,
-    )
-    serve_until_signal(server, health_servicer, grace_seconds=settings.grace_seconds)
+    built = build_fraud_server(settings)
+    log_fields(log, "listening", addr=settings.addr, port=built.port)
+    try:
+        serve_until_signal(built.server, built.health, grace_seconds=settings.grace_seconds)
+    finally:
+        if built.store is not None:
+            built.store.dispose()

@@ -1,4 +1,5 @@
-"""gRPC adapter: ScoreRequest -> rules dataclasses -> evaluate -> ScoreResponse."""
+"""gRPC adapters. Score: ScoreRequest -> rules dataclasses -> evaluate_rule_set with the
+live rule set and lists -> ScoreResponse. FraudAdmin: proto <-> fraud_service.admin."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
+from fraud_service.live import RuleSource
 from fraud_service.rules import (
     Decision,
     Features,
-    FraudConfig,
     InvalidInput,
     Movement,
     MovementType,
     Verdict,
-    evaluate,
+    evaluate_rule_set,
 )
 
 log = logging.getLogger("fraud_service.score")
@@ -57,7 +58,7 @@ def features_from_proto(message: fraud_pb2.Features) -> Features:
     )
 
 
-def verdict_to_proto(verdict: Verdict) -> fraud_pb2.ScoreResponse:
+def verdict_to_proto(verdict: Verdict, version: int | None) -> fraud_pb2.ScoreResponse:
     return fraud_pb2.ScoreResponse(
         score=verdict.score,
         decision=_DECISIONS[verdict.decision],
@@ -66,12 +67,13 @@ def verdict_to_proto(verdict: Verdict) -> fraud_pb2.ScoreResponse:
             for hit in verdict.reasons
         ],
         rules_version=verdict.rules_version,
+        rule_set_version=version or 0,
     )
 
 
 class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
-    def __init__(self, config: FraudConfig) -> None:
-        self._config = config
+    def __init__(self, rules: RuleSource) -> None:
+        self._rules = rules
 
     def Score(
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
@@ -81,7 +83,12 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
             features = features_from_proto(request.features)
         except InvalidInput as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        verdict = evaluate(movement, features, self._config)
+        live = self._rules.current()
+        lists = live.lists.match(
+            username=request.movement.username,
+            counterparty=request.movement.counterparty_username,
+        )
+        verdict = evaluate_rule_set(movement, features, live.rule_set, lists)
         log_fields(
             log,
             "scored",
@@ -89,5 +96,6 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
             score=verdict.score,
             decision=verdict.decision.name,
             rules=[hit.rule_id for hit in verdict.reasons],
+            rules_version=verdict.rules_version,
         )
-        return verdict_to_proto(verdict)
+        return verdict_to_proto(verdict, live.version)

@@ -151,11 +151,19 @@ def start_wallet(settings: WalletSettings, backend: str) -> RunningWallet:
 
 
 @pytest.fixture(scope="session")
-def fraud_addr() -> Iterator[str]:
+def fraud_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session fraud service's own store (rules as data), seeded from rules.toml."""
+    return f"sqlite:///{tmp_path_factory.mktemp('fraud') / 'fraud.db'}"
+
+
+@pytest.fixture(scope="session")
+def fraud_addr(fraud_store_url: str) -> Iterator[str]:
     from fraud_service.server import create_server as create_fraud_server
     from fraud_service.settings import FraudSettings
 
-    server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+    server, port = create_fraud_server(
+        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_DATABASE_URL": fraud_store_url})
+    )
     server.start()
     yield f"127.0.0.1:{port}"
     server.stop(0).wait()

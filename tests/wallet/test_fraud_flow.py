@@ -241,7 +241,13 @@ def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     path = tmp_path / "rules.toml"
     path.write_text(block)
     server, port = create_fraud_server(
-        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
+        FraudSettings.from_env(
+            {
+                "FRAUD_ADDR": "127.0.0.1:0",
+                "FRAUD_RULES_FILE": str(path),
+                "FRAUD_DATABASE_URL": f"sqlite:///{tmp_path / 'fraud.db'}",
+            }
+        )
     )
     server.start()
     yield f"127.0.0.1:{port}"
@@ -387,8 +393,14 @@ def wait_for_health(addr: str, service: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
-def test_wallet_health_reflects_whether_it_can_reach_fraud(make_wallet: object, mode: str) -> None:
-    fraud_server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+def test_wallet_health_reflects_whether_it_can_reach_fraud(
+    make_wallet: object, mode: str, tmp_path: Path
+) -> None:
+    fraud_server, port = create_fraud_server(
+        FraudSettings.from_env(
+            {"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}"}
+        )
+    )
     fraud_server.start()
     running, _ = make_wallet(f"127.0.0.1:{port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
     serving, not_serving = (
