@@ -326,6 +326,8 @@ class AdminTransactionOut(TransactionOut):
     fraud_score: int
     fraud_decision: str | None
     fraud_reasons: list[FraudReasonOut]
+    # The fraud rule-set version that decided ("3"), so a decision can be audited.
+    fraud_rules_version: str | None
     review_status: str | None
     reviewed_by: str | None
     reviewed_at: str | None
@@ -341,6 +343,7 @@ class AdminTransactionOut(TransactionOut):
             fraud_score=tx.fraud_score,
             fraud_decision=_or_none(tx.fraud_decision),
             fraud_reasons=reasons,
+            fraud_rules_version=_or_none(tx.fraud_rules_version),
             review_status=_or_none(tx.review_status),
             reviewed_by=_or_none(tx.reviewed_by),
             reviewed_at=_or_none(tx.reviewed_at),

@@ -71,6 +71,8 @@ def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
             user_id=movement.user_id,
             counterparty_id=movement.counterparty_id or "",
             occurred_at=iso_utc(movement.occurred_at),
+            username=movement.username,
+            counterparty_username=movement.counterparty_username,
         ),
         features=fraud_pb2.Features(
             account_age_seconds=f.account_age_seconds,

@@ -30,6 +30,10 @@ class ScoreInput:
     counterparty_id: str | None
     occurred_at: datetime
     features: MovementFeatures
+    # Canonical usernames (wallet_service.identity): the fraud service's block and allow
+    # lists are lists of names, as admins know users.
+    username: str = ""
+    counterparty_username: str = ""
 
 
 class Scorer(Protocol):

@@ -20,6 +20,7 @@ from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.errors import WalletError
+from wallet_service.fraud_admin_proxy import FraudAdminProxy
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
@@ -47,6 +48,7 @@ class WalletServer:
     service: WalletService
     health: health.HealthServicer
     monitor: FraudReachabilityMonitor | None
+    fraud_admin: FraudAdminProxy | None = None
 
     def start(self) -> None:
         self.server.start()
@@ -61,6 +63,8 @@ class WalletServer:
         """Release everything but the gRPC server (stopped by `stop` or serve_until_signal)."""
         if self.monitor:
             self.monitor.stop()
+        if self.fraud_admin:
+            self.fraud_admin.close()
         self.service.writer.close()
         self.service.scorer.close()
         self.service.money_quota.limiter.close()
@@ -144,6 +148,8 @@ def create_server(settings: WalletSettings) -> WalletServer:
         ],
     )
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
+    fraud_admin = FraudAdminProxy(service, settings.fraud_address)
+    server.add_generic_rpc_handlers((fraud_admin,))
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     monitor = None
     if isinstance(service.scorer, GrpcFraudScorer):
@@ -151,7 +157,7 @@ def create_server(settings: WalletSettings) -> WalletServer:
         monitor = FraudReachabilityMonitor(
             service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
         )
-    return WalletServer(server, port, service, health_servicer, monitor)
+    return WalletServer(server, port, service, health_servicer, monitor, fraud_admin)
 
 
 def _fraud_health_updater(

@@ -384,6 +384,8 @@ class WalletService:
             counterparty_id=recipient.id if recipient else None,
             occurred_at=now,
             features=features,
+            username=canonical_username(caller.username),
+            counterparty_username=canonical_username(recipient.username) if recipient else "",
         )
         try:
             return self.scorer.score(movement)
@@ -508,6 +510,10 @@ class WalletService:
         _require_admin(caller)
         target = self._admin_target(caller, username, verb="unfreeze")
         return user_for(caller, self.store.unfreeze_user(user_id=target.id))
+
+    def require_admin(self, caller: User) -> None:
+        """For calls the wallet forwards on its admins' behalf (fraud_admin_proxy)."""
+        _require_admin(caller)
 
     def _admin_target(self, caller: User, username: str, *, verb: str) -> User:
         if username == caller.username:
