@@ -540,7 +540,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # Imported here: those routes reuse this module's dependencies (a cycle at import).
+    from gateway.fraud_admin_routes import router as fraud_admin_router
+
     app.include_router(router)
+    app.include_router(fraud_admin_router)
     app.include_router(probes)
     install_error_handlers(app)
     # add_middleware wraps: the last added runs first.

@@ -10,21 +10,25 @@ else reaches the fraud port (it is internal, like the wallet's database). The ad
 name travels as `x-actor` metadata and is recorded by the fraud service as who created,
 activated or listed what; the request id travels too.
 
-The fraud service's answer, error details (ErrorInfo) included, is passed back as is; an
-unreachable fraud service is `UNAVAILABLE` / `fraud_unavailable`.
+The fraud service's answer is passed back as is; its errors keep their status, message
+and ErrorInfo reason and metadata (e.g. `invalid_rule_set`, field `rules[0].kind`), re-issued
+by the wallet's one error mapping (`grpc_errors.abort`), so clients and the gateway see
+one error domain. An unreachable fraud service is `UNAVAILABLE` / `fraud_unavailable`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from fraud.v1 import fraud_pb2
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
 from wallet_service.auth_interceptor import current_user
 from wallet_service.errors import Unavailable
+from wallet_service.grpc_errors import abort
 from wallet_service.service import WalletService
 
 SERVICE = fraud_pb2.DESCRIPTOR.services_by_name["FraudAdmin"]
@@ -73,12 +77,20 @@ class FraudAdminProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
                 raise Unavailable(
                     "fraud_unavailable", f"The fraud service did not answer: {code.name}"
                 ) from exc
-            status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-            if status is not None:
-                context.abort_with_status(rpc_status.to_status(status))
-            context.abort(code, exc.details() or code.name)  # type: ignore[attr-defined]
+            _reissue(context, exc)
         return reply
 
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
+
+
+def _reissue(context: grpc.ServicerContext, error: grpc.RpcError) -> NoReturn:
+    code = error.code()  # type: ignore[attr-defined]
+    message = error.details() or code.name  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.reason:
+            abort(context, code.value[0], info.reason, message, dict(info.metadata))
+    abort(context, code.value[0], code.name.lower(), message)

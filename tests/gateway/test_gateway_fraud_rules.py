@@ -1,0 +1,181 @@
+"""Rules as data through REST alone (gateway -> wallet -> fraud, real servers over HTTP),
+on both wallet stores: the issue's "done means" as far as built here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_helpers import StartGateway, assert_error
+
+from fraud_service.server import FraudServer, build_fraud_server
+from fraud_service.settings import FraudSettings
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    RunningWallet,
+    database_url,
+    start_wallet,
+    wallet_settings,
+)
+from tests.gateway.test_gateway_e2e import login, new_user
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_database_factory: object,
+    start_gateway: StartGateway,
+) -> Iterator[httpx.Client]:
+    """Its own fraud service (its activations must not reach other tests), wallet, gateway."""
+    fraud: FraudServer = build_fraud_server(
+        FraudSettings(addr="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'fraud.db'}")
+    )
+    fraud.server.start()
+    url = database_url(request.param, tmp_path, pg_database_factory)
+    wallet: RunningWallet = start_wallet(
+        wallet_settings(url, f"127.0.0.1:{fraud.port}"), request.param
+    )
+    try:
+        with httpx.Client(base_url=start_gateway(wallet.addr), timeout=15) as client:
+            yield client
+    finally:
+        wallet.server.stop(0)
+        fraud.stop(None)
+
+
+@pytest.fixture
+def admin(api: httpx.Client) -> dict[str, str]:
+    return login(api, ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def flagged_by_id(api: httpx.Client, admin: dict[str, str]) -> dict[str, dict[str, Any]]:
+    page = ok(api.get("/admin/flagged", params={"limit": 200}, headers=admin))
+    return {tx["tx_id"]: tx for tx in page["transactions"]}
+
+
+def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flagged(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    _, user = new_user(api)
+    sets = ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]
+    assert [(s["version"], s["status"]) for s in sets] == [(1, "live")]
+    draft = ok(
+        api.post(
+            "/admin/fraud/rulesets",
+            headers=admin,
+            json={
+                "description": "large amounts from 500 USD",
+                "rules": [{"kind": "large_amount", "params": {"threshold": "500"}}],
+            },
+        ),
+        201,
+    )["rule_set"]
+    assert (draft["version"], draft["status"], draft["created_by"]) == (2, "draft", ADMIN_USERNAME)
+    assert draft["rules"] == [
+        {
+            "id": "large_amount",
+            "kind": "large_amount",
+            "decision": "REVIEW",
+            "score": 50,
+            "reason": "{description}",
+            "params": {"threshold": "500", "currency_thresholds": {}},
+        }
+    ]
+    activated = ok(api.post("/admin/fraud/rulesets/2/activate", headers=admin))["rule_set"]
+    assert (activated["status"], activated["activated_by"]) == ("live", ADMIN_USERNAME)
+    deposit = ok(api.post("/deposit", headers=user, json={"amount": "600.00"}), 201)
+    assert deposit["flagged"] is True
+    tx = flagged_by_id(api, admin)[deposit["transaction_id"]]
+    assert tx["fraud_rules_version"] == "2"
+    assert [r["rule_id"] for r in tx["fraud_reasons"]] == ["large_amount"]
+    statuses = {
+        s["version"]: s["status"]
+        for s in ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]
+    }
+    assert statuses == {1: "archived", 2: "live"}
+    assert ok(api.get("/admin/fraud/rulesets/1", headers=admin))["status"] == "archived"
+
+
+def test_a_block_listed_user_is_refused_422_with_reason_block_list(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    mallory, mallory_auth = new_user(api)
+    bob, _ = new_user(api)
+    ok(api.post("/deposit", headers=mallory_auth, json={"amount": "20.00"}), 201)
+    entry = ok(
+        api.post(
+            "/admin/fraud/lists/block", headers=admin, json={"username": mallory, "note": "mule"}
+        ),
+        201,
+    )["entry"]
+    assert (entry["list"], entry["username"], entry["created_by"]) == (
+        "block",
+        mallory.lower(),
+        ADMIN_USERNAME,
+    )
+    refused = api.post("/transfer", headers=mallory_auth, json={"to_username": bob, "amount": "5"})
+    assert_error(refused, 422, "transaction_blocked")
+    history = ok(api.get("/transactions", headers=mallory_auth))["transactions"]
+    assert history[0]["status"] == "rejected"
+    rejected = flagged_by_id(api, admin)[history[0]["tx_id"]]
+    assert [r["rule_id"] for r in rejected["fraud_reasons"]] == ["block_list"]
+    assert ok(api.get("/balance", headers=mallory_auth))["balance"] == "20.00"
+    listed = ok(api.get("/admin/fraud/lists", params={"list": "block"}, headers=admin))
+    assert [e["username"] for e in listed["entries"]] == [mallory.lower()]
+    ok(api.delete(f"/admin/fraud/lists/block/{mallory}", headers=admin))
+    ok(api.post("/transfer", headers=mallory_auth, json={"to_username": bob, "amount": "5"}), 201)
+    assert_error(
+        api.delete(f"/admin/fraud/lists/block/{mallory}", headers=admin),
+        404,
+        "list_entry_not_found",
+    )
+
+
+def test_bad_rule_sets_are_400_naming_the_field_and_users_get_403(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    for rules, field in (
+        ([], "rules must not be empty"),
+        ([{"kind": "eval"}], "rules[0].kind"),
+        (
+            [{"kind": "velocity", "params": {"max_movements_per_hour": "1"}}],
+            "rules[0].params.max_movements_per_hour",
+        ),
+    ):
+        body = assert_error(
+            api.post("/admin/fraud/rulesets", headers=admin, json={"rules": rules}),
+            400,
+            "invalid_rule_set",
+        )
+        assert field in body["msg"]
+    assert_error(
+        api.post("/admin/fraud/rulesets/99/activate", headers=admin), 404, "rule_set_not_found"
+    )
+    _, user = new_user(api)
+    assert_error(api.get("/admin/fraud/rulesets", headers=user), 403, "admin_required")
+    assert_error(
+        api.post("/admin/fraud/lists/block", headers=user, json={"username": "someone"}),
+        403,
+        "admin_required",
+    )
+    assert len(ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]) == 1
+
+
+def test_the_fraud_admin_routes_are_in_openapi(api: httpx.Client) -> None:
+    paths = ok(api.get("/openapi.json"))["paths"]
+    assert set(paths["/admin/fraud/rulesets"]) == {"get", "post"}
+    assert set(paths["/admin/fraud/rulesets/{version}/activate"]) == {"post"}
+    assert set(paths["/admin/fraud/lists/{list_name}"]) == {"post"}
+    assert set(paths["/admin/fraud/lists/{list_name}/{username}"]) == {"delete"}
+    assert set(paths["/admin/fraud/lists"]) == {"get"}
