@@ -284,3 +284,39 @@ def test_score_with_fifty_rules_measured(start_replica: StartReplica) -> None:
     elapsed_ms = (time.perf_counter() - started) * 1000 / calls
     assert len(reply.reasons) == 20  # every large_amount and velocity instance hits
     print(f"\nscore with 50 live rules: {elapsed_ms:.2f} ms per call over {calls} calls")
+
+
+def test_fraud_migrations_create_exactly_the_schema_and_share_a_database(
+    store_url: str, tmp_path: Path
+) -> None:
+    """fraud_service/schema.py == what its migrations build, on SQLite and PostgreSQL, in
+    a database that also holds the wallet's tables (own version table, prefixed names)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from fraud_service.database import create_db_engine, migrate
+    from fraud_service.schema import metadata
+    from wallet_service.database import migrate as migrate_wallet
+
+    engine = create_db_engine(store_url, pool_size=2)
+    try:
+        migrate_wallet(engine)
+        migrate(engine)
+        migrate(engine)  # a second replica's start changes nothing
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"include_name": _fraud_tables_only})
+            assert compare_metadata(context, metadata) == []
+            versions = (
+                conn.execute(sqlalchemy.text("SELECT version_num FROM fraud_alembic_version"))
+                .scalars()
+                .all()
+            )
+        assert versions == ["0002"]
+    finally:
+        engine.dispose()
+
+
+def _fraud_tables_only(name: str | None, kind: str, _parent: object) -> bool:
+    if kind != "table":
+        return True
+    return bool(name) and name != "fraud_alembic_version" and str(name).startswith("fraud_")
