@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fraud_service.rules import BLOCK_LIST
 from fraud_service.rulesets import RuleSetError, parse_rule_set, to_document
 from fraud_service.schema import LIST_NAMES
 from fraud_service.store import (
@@ -19,11 +21,13 @@ from fraud_service.store import (
     ListEntryRecord,
     RuleSetNotFound,
     RuleSetRecord,
+    SnoozeRecord,
 )
 from wallet_service.identity import canonical_if_valid
 
 MAX_DESCRIPTION = 500
 MAX_LIST_RULES = 50
+MAX_SNOOZE_DAYS = 365
 _RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}|\*")
 
 
@@ -104,6 +108,41 @@ class FraudAdmin:
 
     def list_entries(self, *, list_name: str) -> list[ListEntryRecord]:
         return self.store.list_entries(list_name=_list_name(list_name) if list_name else None)
+
+    def snooze(
+        self,
+        *,
+        username: str,
+        rules: Sequence[str],
+        days: int,
+        transaction_id: str,
+        note: str,
+        actor: str,
+    ) -> list[SnoozeRecord]:
+        if not 1 <= days <= MAX_SNOOZE_DAYS:
+            raise _invalid("days", f"days must be between 1 and {MAX_SNOOZE_DAYS}, got {days}")
+        if not rules or len(rules) > MAX_LIST_RULES:
+            raise _invalid("rules", f"rules must name 1 to {MAX_LIST_RULES} rule ids")
+        if BLOCK_LIST in rules:
+            raise _invalid("rules", "block_list cannot be snoozed: remove the block entry")
+        if not all(_RULE_NAME.fullmatch(r) and r != "*" for r in rules):
+            raise _invalid("rules", "rules must be rule ids (a-z, 0-9, _)")
+        if len(note) > MAX_DESCRIPTION or len(transaction_id) > 64:
+            raise _invalid("note", f"note is longer than {MAX_DESCRIPTION}")
+        return self.store.snooze(
+            username=_username(username),
+            rule_ids=sorted(set(rules)),
+            until=datetime.now(UTC) + timedelta(days=days),
+            transaction_id=transaction_id,
+            note=note,
+            actor=actor,
+        )
+
+    def list_snoozes(self, *, username: str, include_expired: bool) -> list[SnoozeRecord]:
+        return self.store.list_snoozes(
+            username=_username(username) if username else None,
+            active_at=None if include_expired else datetime.now(UTC),
+        )
 
 
 def _list_name(raw: str) -> str:

@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from fraud_service.admin import AdminError, FraudAdmin
-from fraud_service.store import ListEntryRecord, RuleSetRecord
+from fraud_service.store import ListEntryRecord, RuleSetRecord, SnoozeRecord
 
 ERROR_DOMAIN = "fraud.v1"
 ACTOR_HEADER = "x-actor"
@@ -102,6 +102,18 @@ def entry_to_proto(entry: ListEntryRecord) -> fraud_pb2.ListEntry:
     )
 
 
+def snooze_to_proto(snooze: SnoozeRecord) -> fraud_pb2.Snooze:
+    return fraud_pb2.Snooze(
+        username=snooze.username,
+        rule_id=snooze.rule_id,
+        until=_time(snooze.until),
+        transaction_id=snooze.transaction_id,
+        note=snooze.note,
+        created_by=snooze.created_by,
+        created_at=_time(snooze.created_at),
+    )
+
+
 class FraudAdminServicer(fraud_pb2_grpc.FraudAdminServicer):
     def __init__(self, admin: FraudAdmin) -> None:
         self._admin = admin
@@ -172,3 +184,30 @@ class FraudAdminServicer(fraud_pb2_grpc.FraudAdminServicer):
         except AdminError as exc:
             _abort(context, exc)
         return fraud_pb2.ListEntriesResponse(entries=[entry_to_proto(e) for e in entries])
+
+    def SnoozeRules(
+        self, request: fraud_pb2.SnoozeRulesRequest, context: grpc.ServicerContext
+    ) -> fraud_pb2.SnoozeRulesResponse:
+        try:
+            records = self._admin.snooze(
+                username=request.username,
+                rules=list(request.rules),
+                days=request.days,
+                transaction_id=request.transaction_id,
+                note=request.note,
+                actor=_actor(context),
+            )
+        except AdminError as exc:
+            _abort(context, exc)
+        return fraud_pb2.SnoozeRulesResponse(snoozes=[snooze_to_proto(r) for r in records])
+
+    def ListSnoozes(
+        self, request: fraud_pb2.ListSnoozesRequest, context: grpc.ServicerContext
+    ) -> fraud_pb2.ListSnoozesResponse:
+        try:
+            records = self._admin.list_snoozes(
+                username=request.username, include_expired=request.include_expired
+            )
+        except AdminError as exc:
+            _abort(context, exc)
+        return fraud_pb2.ListSnoozesResponse(snoozes=[snooze_to_proto(r) for r in records])

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from fraud_service.rules import ALL_RULES, ListMatch, RuleSet
 from fraud_service.rulesets import parse_rule_set
-from fraud_service.store import FraudStore, ListEntryRecord
+from fraud_service.store import FraudStore, ListEntryRecord, SnoozeRecord
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,20 +28,30 @@ class Lists:
     blocked: frozenset[str] = frozenset()
     # username -> the rule ids / kinds its allow entry skips
     allowed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # username -> (rule id, snoozed until) pairs
+    snoozed: Mapping[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)
 
-    def match(self, *, username: str, counterparty: str) -> ListMatch:
-        """Precedence: a blocked sender, then a blocked recipient, decide BLOCK and the
-        allow list is not consulted; otherwise the sender's allow entry names the rules
-        skipped (the recipient's allow entry does not exempt the sender)."""
+    def match(self, *, username: str, counterparty: str, now: datetime) -> ListMatch:
+        """Precedence: a blocked sender, then a blocked recipient, decide BLOCK and neither
+        the allow list nor a snooze is consulted; otherwise the rules skipped are those the
+        sender's allow entry names plus the sender's snoozes still running at `now` (the
+        recipient's entries do not exempt the sender)."""
         if username and username in self.blocked:
             return ListMatch(blocked=f"sender {username}")
         if counterparty and counterparty in self.blocked:
             return ListMatch(blocked=f"recipient {counterparty}")
-        return ListMatch(skipped_rules=self.allowed.get(username, frozenset()))
+        snoozed = {rule for rule, until in self.snoozed.get(username, ()) if now < until}
+        return ListMatch(skipped_rules=self.allowed.get(username, frozenset()) | snoozed)
 
 
-def compile_lists(entries: tuple[ListEntryRecord, ...]) -> Lists:
+def compile_lists(
+    entries: tuple[ListEntryRecord, ...], snoozes: tuple[SnoozeRecord, ...] = ()
+) -> Lists:
+    by_user: dict[str, list[tuple[str, datetime]]] = {}
+    for snooze in snoozes:
+        by_user.setdefault(snooze.username, []).append((snooze.rule_id, snooze.until))
     return Lists(
+        snoozed={user: tuple(pairs) for user, pairs in by_user.items()},
         blocked=frozenset(e.username for e in entries if e.list_name == "block"),
         allowed={
             e.username: frozenset(e.rules or (ALL_RULES,))
@@ -105,6 +116,6 @@ class StoreRules:
                 rule_set=RuleSet(
                     version=str(record.version), rules=parse_rule_set(record.document)
                 ),
-                lists=compile_lists(snapshot.entries),
+                lists=compile_lists(snapshot.entries, snapshot.snoozes),
             )
             return self._compiled

@@ -78,3 +78,18 @@ list_entries = Table(
     PrimaryKeyConstraint("list_name", "username", name="pk_fraud_list_entries"),
     CheckConstraint("list_name IN ('block', 'allow')", name="ck_fraud_list_entries_list"),
 )
+
+# A reviewer's "cleared, snooze N days": the rules that hit are skipped for that user
+# until `until` (compared with the movement's time at each score, so it expires by itself).
+snoozes = Table(
+    "fraud_snoozes",
+    metadata,
+    Column("username", String(64), nullable=False),
+    Column("rule_id", String(64), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("transaction_id", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("username", "rule_id", name="pk_fraud_snoozes"),
+)

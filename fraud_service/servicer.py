@@ -4,6 +4,7 @@ live rule set and lists -> ScoreResponse. FraudAdmin: proto <-> fraud_service.ad
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
@@ -43,6 +44,15 @@ def movement_from_proto(message: fraud_pb2.Movement) -> Movement:
         currency=message.currency,
         currency_exponent=message.currency_exponent,
     )
+
+
+def movement_time(occurred_at: str) -> datetime:
+    """When the movement happens (the wallet's clock), for snoozes; now if not given."""
+    try:
+        parsed = datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def features_from_proto(message: fraud_pb2.Features) -> Features:
@@ -87,6 +97,7 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
         lists = live.lists.match(
             username=request.movement.username,
             counterparty=request.movement.counterparty_username,
+            now=movement_time(request.movement.occurred_at),
         )
         verdict = evaluate_rule_set(movement, features, live.rule_set, lists)
         log_fields(

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fraud_service.database import READ_ONLY_OPTION
-from fraud_service.schema import list_entries, rule_sets, state
+from fraud_service.schema import list_entries, rule_sets, snoozes, state
 
 
 class RuleSetNotFound(LookupError):
@@ -60,12 +60,24 @@ class ListEntryRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SnoozeRecord:
+    username: str
+    rule_id: str
+    until: datetime
+    transaction_id: str
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class LiveSnapshot:
     """What one score needs, as of `generation`."""
 
     generation: int
     rule_set: RuleSetRecord
     entries: tuple[ListEntryRecord, ...]
+    snoozes: tuple[SnoozeRecord, ...] = ()
 
 
 def _now() -> datetime:
@@ -89,6 +101,18 @@ def _rule_set(row: Any) -> RuleSetRecord:
         created_at=_utc(row.created_at) or _now(),
         activated_by=row.activated_by,
         activated_at=_utc(row.activated_at),
+    )
+
+
+def _snooze(row: Any) -> SnoozeRecord:
+    return SnoozeRecord(
+        username=row.username,
+        rule_id=row.rule_id,
+        until=_utc(row.until) or _now(),
+        transaction_id=row.transaction_id,
+        note=row.note,
+        created_by=row.created_by,
+        created_at=_utc(row.created_at) or _now(),
     )
 
 
@@ -129,10 +153,14 @@ class FraudStore:
                 select(rule_sets).where(rule_sets.c.version == row.live_version)
             ).one()
             entries = conn.execute(select(list_entries)).all()
+            # Expired ones cost nothing at score time (compared with the movement's time)
+            # and are pruned from the snapshot here.
+            active = conn.execute(select(snoozes).where(snoozes.c.until > _now())).all()
         return LiveSnapshot(
             generation=row.generation,
             rule_set=_rule_set(live),
             entries=tuple(_entry(entry) for entry in entries),
+            snoozes=tuple(_snooze(snooze) for snooze in active),
         )
 
     def list_rule_sets(self) -> list[RuleSetRecord]:
@@ -155,7 +183,55 @@ class FraudStore:
         with self._reader.connect() as conn:
             return [_entry(row) for row in conn.execute(query).all()]
 
+    def list_snoozes(
+        self, *, username: str | None, active_at: datetime | None
+    ) -> list[SnoozeRecord]:
+        """Snoozes of `username` (all users if None), only those running at `active_at`
+        unless it is None; by user, then rule."""
+        query = select(snoozes).order_by(snoozes.c.username, snoozes.c.rule_id)
+        if username is not None:
+            query = query.where(snoozes.c.username == username)
+        if active_at is not None:
+            query = query.where(snoozes.c.until > active_at)
+        with self._reader.connect() as conn:
+            return [_snooze(row) for row in conn.execute(query).all()]
+
     # --- writes ---
+
+    def snooze(
+        self,
+        *,
+        username: str,
+        rule_ids: Sequence[str],
+        until: datetime,
+        transaction_id: str,
+        note: str,
+        actor: str,
+    ) -> list[SnoozeRecord]:
+        """Skip `rule_ids` for `username` until `until`; a rule already snoozed for the user
+        gets this snooze instead (the latest review decides). One transaction."""
+        keys = [(snoozes.c.username == username) & (snoozes.c.rule_id == r) for r in rule_ids]
+        with self.engine.begin() as conn:
+            conn.execute(select(state.c.id).where(state.c.id == 1).with_for_update())
+            for rule_id, key in zip(rule_ids, keys, strict=True):
+                values = {
+                    "username": username,
+                    "rule_id": rule_id,
+                    "until": until,
+                    "transaction_id": transaction_id,
+                    "note": note,
+                    "created_by": actor,
+                    "created_at": _now(),
+                }
+                if conn.execute(update(snoozes).where(key).values(**values)).rowcount == 0:
+                    conn.execute(insert(snoozes).values(**values))
+            self._bump(conn)
+            rows = conn.execute(
+                select(snoozes)
+                .where(snoozes.c.username == username, snoozes.c.rule_id.in_(list(rule_ids)))
+                .order_by(snoozes.c.rule_id)
+            ).all()
+        return [_snooze(row) for row in rows]
 
     def seed_if_empty(self, *, document: Mapping[str, Any], description: str) -> bool:
         """Store `document` as version 1, live, when no rule set is live yet. Returns

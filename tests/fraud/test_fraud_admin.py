@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -311,7 +312,7 @@ def test_fraud_migrations_create_exactly_the_schema_and_share_a_database(
                 .scalars()
                 .all()
             )
-        assert versions == ["0002"]
+        assert versions == ["0003"]
     finally:
         engine.dispose()
 
@@ -320,3 +321,42 @@ def _fraud_tables_only(name: str | None, kind: str, _parent: object) -> bool:
     if kind != "table":
         return True
     return bool(name) and name != "fraud_alembic_version" and str(name).startswith("fraud_")
+
+
+def test_a_snooze_skips_the_users_rules_on_every_replica_until_it_expires(
+    start_replica: StartReplica,
+) -> None:
+    a, b = start_replica(), start_replica()
+
+    def large(username: str, occurred_at: str) -> fraud_pb2.ScoreRequest:
+        message = score_request(1_000_000)
+        message.movement.username = username
+        message.movement.occurred_at = occurred_at
+        return message
+
+    now = datetime.now(UTC)
+    soon = (now + timedelta(days=1)).isoformat()
+    after = (now + timedelta(days=7, minutes=1)).isoformat()
+    assert b.score(large("payroll", soon)).decision == fraud_pb2.REVIEW
+    reply = a.admin.SnoozeRules(
+        fraud_pb2.SnoozeRulesRequest(
+            username="Payroll", rules=["large_amount"], days=7, transaction_id="tx-1", note="ok"
+        ),
+        metadata=ADMIN_META,
+    )
+    assert [(s.username, s.rule_id, s.created_by) for s in reply.snoozes] == [
+        ("payroll", "large_amount", "root_admin")
+    ]
+    assert b.score(large("payroll", soon)).decision == fraud_pb2.ALLOW
+    assert b.score(large("someone_else", soon)).decision == fraud_pb2.REVIEW
+    assert b.score(large("payroll", after)).decision == fraud_pb2.REVIEW  # expired by itself
+    listed = a.admin.ListSnoozes(fraud_pb2.ListSnoozesRequest(username="payroll")).snoozes
+    assert [(s.rule_id, s.transaction_id) for s in listed] == [("large_amount", "tx-1")]
+    for bad in (
+        fraud_pb2.SnoozeRulesRequest(username="payroll", rules=["block_list"], days=7),
+        fraud_pb2.SnoozeRulesRequest(username="payroll", rules=["large_amount"], days=0),
+        fraud_pb2.SnoozeRulesRequest(username="payroll", rules=[], days=7),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            a.admin.SnoozeRules(bad)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -254,7 +255,15 @@ def test_fifty_rules_are_all_evaluated() -> None:
 
 # --- lists and their precedence ---
 
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 LISTS = Lists(
+    snoozed={
+        "weekly": (
+            ("new_account", NOW + timedelta(days=7)),
+            ("large_amount", NOW + timedelta(days=1)),
+        ),
+        "mallory": (("large_amount", NOW + timedelta(days=7)),),
+    },
     blocked=frozenset({"mallory"}),
     allowed={
         "payroll": frozenset({"large_amount"}),
@@ -266,10 +275,12 @@ LISTS = Lists(
 
 def test_block_list_blocks_a_sender_or_recipient_and_beats_the_allow_list() -> None:
     rules = rule_set({"kind": "large_amount"})
-    assert LISTS.match(username="mallory", counterparty="bob").blocked == "sender mallory"
-    assert LISTS.match(username="bob", counterparty="mallory").blocked == "recipient mallory"
+    assert LISTS.match(username="mallory", counterparty="bob", now=NOW).blocked == "sender mallory"
+    assert (
+        LISTS.match(username="bob", counterparty="mallory", now=NOW).blocked == "recipient mallory"
+    )
     verdict = evaluate_rule_set(
-        movement(100), features(), rules, LISTS.match(username="mallory", counterparty="")
+        movement(100), features(), rules, LISTS.match(username="mallory", counterparty="", now=NOW)
     )
     assert (verdict.decision, verdict.score, hit_ids(verdict)) == (
         Decision.BLOCK,
@@ -281,14 +292,30 @@ def test_block_list_blocks_a_sender_or_recipient_and_beats_the_allow_list() -> N
 def test_allow_list_skips_only_the_rules_it_names_for_the_sender() -> None:
     rules = rule_set({"kind": "large_amount"}, {"kind": "new_account"})
     young = {"account_age_seconds": 10}
-    payroll = LISTS.match(username="payroll", counterparty="")
+    payroll = LISTS.match(username="payroll", counterparty="", now=NOW)
     verdict = evaluate_rule_set(movement(1_000_000), features(**young), rules, payroll)
     assert hit_ids(verdict) == ["new_account"]
-    trusted = LISTS.match(username="trusted", counterparty="")
+    trusted = LISTS.match(username="trusted", counterparty="", now=NOW)
     assert evaluate_rule_set(movement(1_000_000), features(**young), rules, trusted).reasons == ()
     # the recipient's allow entry does not exempt the sender
-    to_trusted = LISTS.match(username="bob", counterparty="trusted")
+    to_trusted = LISTS.match(username="bob", counterparty="trusted", now=NOW)
     assert to_trusted == ListMatch()
+
+
+def test_a_snooze_skips_its_rules_until_it_expires_and_never_unblocks() -> None:
+    rules = rule_set({"kind": "large_amount"}, {"kind": "new_account"})
+    young = features(account_age_seconds=10)
+
+    def hits(username: str, now: datetime) -> list[str]:
+        match = LISTS.match(username=username, counterparty="", now=now)
+        return hit_ids(evaluate_rule_set(movement(1_000_000), young, rules, match))
+
+    # weekly: large_amount snoozed for 1 day, new_account for 7; each expires by itself
+    assert hits("weekly", NOW) == []
+    assert hits("weekly", NOW + timedelta(days=1) - timedelta(microseconds=1)) == []
+    assert hits("weekly", NOW + timedelta(days=1)) == ["large_amount"]
+    assert hits("weekly", NOW + timedelta(days=7)) == ["large_amount", "new_account"]
+    assert hits("mallory", NOW) == [BLOCK_LIST]
 
 
 def test_rulesets_module_imports_no_grpc_and_no_sql() -> None:
