@@ -194,8 +194,8 @@ def _parse_reason(raw: object, key: str) -> str:
 
 
 def _text(value: object) -> object:
-    if isinstance(value, Decimal):
-        return f"{value:f}"
+    if isinstance(value, Decimal):  # one spelling per number: 500.0 and 500 are "500"
+        return f"{value.normalize():f}"
     if isinstance(value, bool):
         return value
     return value

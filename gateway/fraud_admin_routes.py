@@ -9,11 +9,12 @@ a bad rule set is 400 `invalid_rule_set` naming the field, a missing version 404
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fraud.v1 import fraud_pb2
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, Field
 
 from gateway import schemas as s
 from gateway.app import ERROR_RESPONSES, AuthCaller, ServicesDep
@@ -22,7 +23,20 @@ router = APIRouter(
     route_class=s.ExactJSONRoute, responses=ERROR_RESPONSES, tags=["admin: fraud rules"]
 )
 
-ParamValue = StrictStr | StrictInt
+
+def _param_text(value: object) -> str:
+    """A JSON number (read exactly by the gateway) becomes its fixed-point text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        number = Decimal(value)
+        if not number.is_finite() or len(number.as_tuple().digits) > 40:
+            raise ValueError("must be a finite number of at most 40 digits")
+        return format(number, "f")
+    raise ValueError("must be a decimal string or a JSON number")
+
+
+ParamValue = Annotated[str, BeforeValidator(_param_text)]
 ListName = Literal["block", "allow"]
 Version = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -31,18 +45,18 @@ class RuleIn(s.StrictRequestBody):
     kind: str = Field(max_length=64, description="large_amount | structuring | velocity | ...")
     id: str = Field("", max_length=64, description="unique in the set (default: the kind)")
     decision: str = Field("", max_length=16, description="REVIEW | BLOCK (default REVIEW)")
-    score: StrictInt | None = Field(None, description="0..100 (default: the kind's)")
+    score: int | None = Field(None, description="0..100 (default: the kind's)")
     reason: str = Field("", max_length=500, description="template, e.g. '{description}'")
     params: dict[str, ParamValue | dict[str, ParamValue]] = Field(
         default_factory=dict,
-        description='decimal strings or integers, e.g. {"threshold": "500", '
-        '"currency_thresholds": {"JPY": "75000"}}',
+        description="decimal strings or JSON numbers (read exactly), e.g. "
+        '{"threshold": "500", "currency_thresholds": {"JPY": 75000}}',
     )
 
     def to_proto(self) -> fraud_pb2.Rule:
-        params = {k: str(v) for k, v in self.params.items() if not isinstance(v, dict)}
+        params = {k: v for k, v in self.params.items() if isinstance(v, str)}
         nested = self.params.get("currency_thresholds", {})
-        currencies = {k: str(v) for k, v in nested.items()} if isinstance(nested, dict) else {}
+        currencies = dict(nested) if isinstance(nested, dict) else {}
         rule = fraud_pb2.Rule(
             id=self.id,
             kind=self.kind,
@@ -228,3 +242,43 @@ async def remove_list_entry(
     request = fraud_pb2.RemoveListEntryRequest(list=list_name, username=username)
     await svc.wallet.call(svc.wallet.fraud_admin.RemoveListEntry, request, caller)
     return s.MessageOut(msg="List entry removed")
+
+
+class SnoozeOut(BaseModel):
+    username: str
+    rule_id: str
+    until: str
+    transaction_id: str
+    note: str
+    created_by: str
+    created_at: str
+
+    @classmethod
+    def from_proto(cls, snooze: fraud_pb2.Snooze) -> SnoozeOut:
+        return cls(
+            username=snooze.username,
+            rule_id=snooze.rule_id,
+            until=snooze.until,
+            transaction_id=snooze.transaction_id,
+            note=snooze.note,
+            created_by=snooze.created_by,
+            created_at=snooze.created_at,
+        )
+
+
+class SnoozesOut(BaseModel):
+    snoozes: list[SnoozeOut]
+
+
+@router.get("/admin/fraud/snoozes")
+async def list_snoozes(
+    caller: AuthCaller,
+    svc: ServicesDep,
+    username: Annotated[str, Query(max_length=128)] = "",
+    include_expired: bool = False,
+) -> SnoozesOut:
+    """Rules skipped per user until a time, recorded by cleared reviews with
+    `snooze_days` (POST /admin/transactions/{id}/review); each expires by itself."""
+    request = fraud_pb2.ListSnoozesRequest(username=username, include_expired=include_expired)
+    reply = await svc.wallet.call(svc.wallet.fraud_admin.ListSnoozes, request, caller)
+    return SnoozesOut(snoozes=[SnoozeOut.from_proto(x) for x in reply.snoozes])

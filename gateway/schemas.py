@@ -142,6 +142,12 @@ class ReviewIn(StrictRequestBody):
         default=False,
         description="confirmed_fraud only: also freeze the user who initiated the transaction",
     )
+    snooze_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="cleared only: snooze the rules that hit for the initiator, N days",
+    )
 
 
 class FreezeIn(StrictRequestBody):

@@ -36,9 +36,28 @@ class ScoreInput:
     counterparty_username: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SnoozeInput:
+    """A cleared review's request: skip `rule_ids` for `username` for `days`."""
+
+    username: str  # canonical
+    rule_ids: tuple[str, ...]
+    days: int
+    transaction_id: str
+    note: str
+    actor: str  # the reviewing admin
+
+
+class SnoozeRefused(ValueError):
+    """The fraud service refused the snooze (e.g. a rule id it cannot snooze)."""
+
+
 class Scorer(Protocol):
     def score(self, movement: ScoreInput) -> FraudVerdict:
         """A verdict, or ScorerUnavailable."""
+
+    def snooze(self, request: SnoozeInput) -> None:
+        """Recorded by the fraud service, or SnoozeRefused / ScorerUnavailable."""
 
     def close(self) -> None: ...
 
@@ -57,6 +76,9 @@ class ThresholdScorer:
             )
             return FraudVerdict(50, Decision.REVIEW, (reason,), "seed-1")
         return FraudVerdict(0, Decision.ALLOW, (), "seed-1")
+
+    def snooze(self, request: SnoozeInput) -> None:
+        raise ScorerUnavailable("snoozes need the fraud service (FRAUD_ADDR)")
 
     def close(self) -> None:
         return None

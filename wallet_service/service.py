@@ -52,7 +52,13 @@ from wallet_service.models import (
     utc_now,
 )
 from wallet_service.money import CurrencyBook
-from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable
+from wallet_service.scoring import (
+    ScoreInput,
+    Scorer,
+    ScorerUnavailable,
+    SnoozeInput,
+    SnoozeRefused,
+)
 from wallet_service.store import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -68,6 +74,10 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 MAX_NOTE_LENGTH = 1000
+MAX_SNOOZE_DAYS = 365
+# Not rules of the live set: a block-list entry is removed, not snoozed; "unscored" is
+# the wallet's own mark for a movement the fraud service never saw.
+UNSNOOZABLE_RULES = frozenset({"block_list", "unscored"})
 _CURSOR_PREFIX = "v1:"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -465,12 +475,31 @@ class WalletService:
     # -- administration -----------------------------------------------------------------
 
     def review(
-        self, caller: User, *, tx_id: str, resolution: str, note: str, freeze: bool = False
+        self,
+        caller: User,
+        *,
+        tx_id: str,
+        resolution: str,
+        note: str,
+        freeze: bool = False,
+        snooze_days: int = 0,
     ) -> Transaction:
         """Resolve a flagged transaction; with `freeze` (confirmed_fraud only) its initiator
-        is frozen in the same database transaction as the review."""
+        is frozen in the same database transaction as the review. With `snooze_days`
+        (cleared only) the rules that hit are snoozed for its initiator first, in the fraud
+        service: a snooze is an idempotent upsert there, so if the review then fails (say a
+        concurrent review won) a retry is safe, whereas a review recorded without its
+        snooze could not be retried."""
         _require_admin(caller)
         status = _review_status(resolution)
+        if snooze_days and status is not ReviewStatus.CLEARED:
+            raise InvalidArgument(
+                "snooze_requires_cleared", "Only a cleared review can snooze rules"
+            )
+        if not 0 <= snooze_days <= MAX_SNOOZE_DAYS:
+            raise InvalidArgument(
+                "invalid_snooze_days", f"snooze_days must be between 1 and {MAX_SNOOZE_DAYS}"
+            )
         if status is ReviewStatus.PENDING:
             raise InvalidArgument(
                 "invalid_resolution", "resolution must be cleared or confirmed_fraud"
@@ -483,6 +512,8 @@ class WalletService:
             raise NotFound("transaction_not_found", "Flagged transaction not found")
         note = _note(note)
         freeze_reason = (note or f"confirmed fraud on transaction {tx_id}") if freeze else None
+        if snooze_days:
+            self._snooze_hits(caller, tx_id=tx_id, days=snooze_days, note=note)
         reviewed = self.store.review_transaction(
             tx_id=tx_id,
             resolution=status,
@@ -492,6 +523,36 @@ class WalletService:
             freeze_reason=freeze_reason,
         )
         return transaction_for(caller, reviewed)
+
+    def _snooze_hits(self, caller: User, *, tx_id: str, days: int, note: str) -> None:
+        found = self.store.get_transaction(tx_id)
+        if found is None or not found.flagged or found.review_status is not ReviewStatus.PENDING:
+            return  # the review itself refuses it, with its usual error
+        initiator = self.store.get_user(found.initiated_by)
+        rule_ids = tuple(
+            sorted(
+                {r.rule_id for r in (found.verdict.reasons if found.verdict else ())}
+                - UNSNOOZABLE_RULES
+            )
+        )
+        if initiator is None or not rule_ids:
+            raise InvalidArgument(
+                "nothing_to_snooze", "This transaction has no rule hit that can be snoozed"
+            )
+        request = SnoozeInput(
+            username=canonical_username(initiator.username),
+            rule_ids=rule_ids,
+            days=days,
+            transaction_id=tx_id,
+            note=note,
+            actor=caller.username,
+        )
+        try:
+            self.scorer.snooze(request)
+        except SnoozeRefused as exc:
+            raise InvalidArgument("snooze_refused", str(exc)) from exc
+        except ScorerUnavailable as exc:
+            raise Unavailable("fraud_unavailable", f"Snooze not recorded: {exc}") from exc
 
     def freeze_user(self, caller: User, *, username: str, reason: str) -> User:
         """Stop a user sending or receiving money (reads and login still work). Freezing a

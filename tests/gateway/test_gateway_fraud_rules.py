@@ -76,7 +76,7 @@ def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flag
             headers=admin,
             json={
                 "description": "large amounts from 500 USD",
-                "rules": [{"kind": "large_amount", "params": {"threshold": "500"}}],
+                "rules": [{"kind": "large_amount", "params": {"threshold": 500.00}}],
             },
         ),
         201,
@@ -89,7 +89,7 @@ def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flag
             "decision": "REVIEW",
             "score": 50,
             "reason": "{description}",
-            "params": {"threshold": "500", "currency_thresholds": {}},
+            "params": {"threshold": "500", "currency_thresholds": {}},  # canonical text
         }
     ]
     activated = ok(api.post("/admin/fraud/rulesets/2/activate", headers=admin))["rule_set"]
@@ -105,6 +105,45 @@ def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flag
     }
     assert statuses == {1: "archived", 2: "live"}
     assert ok(api.get("/admin/fraud/rulesets/1", headers=admin))["status"] == "archived"
+
+
+def test_a_cleared_flag_with_a_7_day_snooze_stops_the_same_flag_for_that_user(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    payroll, payroll_auth = new_user(api)
+    _, other_auth = new_user(api)
+    first = ok(api.post("/deposit", headers=payroll_auth, json={"amount": "10000.00"}), 201)
+    assert first["flagged"] is True
+    reasons = flagged_by_id(api, admin)[first["transaction_id"]]["fraud_reasons"]
+    assert {r["rule_id"] for r in reasons} == {"large_amount", "new_account"}
+    reviewed = ok(
+        api.post(
+            f"/admin/transactions/{first['transaction_id']}/review",
+            headers=admin,
+            json={"resolution": "cleared", "note": "monthly payroll", "snooze_days": 7},
+        )
+    )
+    assert reviewed["transaction"]["review_status"] == "cleared"
+    again = ok(api.post("/deposit", headers=payroll_auth, json={"amount": "10000.00"}), 201)
+    assert again["flagged"] is False
+    assert ok(api.post("/deposit", headers=other_auth, json={"amount": "10000.00"}), 201)["flagged"]
+    snoozes = ok(api.get("/admin/fraud/snoozes", params={"username": payroll}, headers=admin))
+    assert [
+        (x["username"], x["rule_id"], x["transaction_id"], x["created_by"])
+        for x in snoozes["snoozes"]
+    ] == [
+        (payroll.lower(), rule, first["transaction_id"], ADMIN_USERNAME)
+        for rule in ("large_amount", "new_account")
+    ]
+    assert_error(
+        api.post(
+            f"/admin/transactions/{again['transaction_id']}/review",
+            headers=admin,
+            json={"resolution": "confirmed_fraud", "snooze_days": 7},
+        ),
+        400,
+        "snooze_requires_cleared",
+    )
 
 
 def test_a_block_listed_user_is_refused_422_with_reason_block_list(
@@ -179,3 +218,4 @@ def test_the_fraud_admin_routes_are_in_openapi(api: httpx.Client) -> None:
     assert set(paths["/admin/fraud/lists/{list_name}"]) == {"post"}
     assert set(paths["/admin/fraud/lists/{list_name}/{username}"]) == {"delete"}
     assert set(paths["/admin/fraud/lists"]) == {"get"}
+    assert set(paths["/admin/fraud/snoozes"]) == {"get"}

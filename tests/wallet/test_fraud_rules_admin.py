@@ -140,3 +140,60 @@ def test_a_block_listed_user_is_refused_as_sender_and_as_recipient(setup: Setup)
         pb.TransferRequest(to_username=bob, amount="1.00", currency="USD"), metadata=mallory_auth
     )
     assert reply.transaction.status == "completed"
+
+
+def test_a_cleared_review_with_snooze_days_snoozes_the_rules_that_hit(setup: Setup) -> None:
+    auth = admin_auth(setup.stub)
+    name, user = new_user(setup.stub)
+    deposit = pb.DepositRequest(amount="10000.00", currency="USD")
+    first = setup.stub.Deposit(deposit, metadata=user)
+    assert first.transaction.flagged
+    expect_error(
+        lambda: setup.stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(
+                transaction_id=first.transaction.id, resolution="confirmed_fraud", snooze_days=7
+            ),
+            metadata=auth,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "snooze_requires_cleared",
+    )
+    assert setup.admin.ListSnoozes(fraud_pb2.ListSnoozesRequest(), metadata=auth).snoozes == []
+    reviewed = setup.stub.ReviewTransaction(
+        pb.ReviewTransactionRequest(
+            transaction_id=first.transaction.id, resolution="cleared", snooze_days=7
+        ),
+        metadata=auth,
+    )
+    assert reviewed.review_status == "cleared"
+    snoozes = setup.admin.ListSnoozes(fraud_pb2.ListSnoozesRequest(username=name), metadata=auth)
+    assert sorted(s.rule_id for s in snoozes.snoozes) == ["large_amount", "new_account"]
+    assert {s.created_by for s in snoozes.snoozes} == {"root_admin"}
+    assert not setup.stub.Deposit(deposit, metadata=user).transaction.flagged
+    _, stranger = new_user(setup.stub)
+    assert setup.stub.Deposit(deposit, metadata=stranger).transaction.flagged
+
+
+def test_a_block_list_refusal_cannot_be_snoozed(setup: Setup) -> None:
+    auth = admin_auth(setup.stub)
+    name, user = new_user(setup.stub)
+    setup.admin.AddListEntry(
+        fraud_pb2.AddListEntryRequest(list="block", username=name), metadata=auth
+    )
+    expect_error(
+        lambda: setup.stub.Deposit(pb.DepositRequest(amount="5.00", currency="USD"), metadata=user),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "transaction_blocked",
+    )
+    rejected = setup.stub.ListTransactions(pb.ListTransactionsRequest(), metadata=user)
+    expect_error(
+        lambda: setup.stub.ReviewTransaction(
+            pb.ReviewTransactionRequest(
+                transaction_id=rejected.transactions[0].id, resolution="cleared", snooze_days=7
+            ),
+            metadata=auth,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "nothing_to_snooze",
+    )
+    assert seen_by_admin(setup.stub, rejected.transactions[0].id).review_status == "pending"
