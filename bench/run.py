@@ -380,12 +380,13 @@ def _check_books(url: str, row: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from wallet_service.database import create_db_engine
+    from wallet_service.ledger import verify_ledger
     from wallet_service.schema import transactions
     from wallet_service.store import SqlStore
 
     engine = create_db_engine(url, pool_size=1)
     try:
-        violations = SqlStore(engine).ledger_violations()
+        violations = verify_ledger(SqlStore(engine))
         with engine.connect() as conn:
             stored = conn.execute(
                 select(func.count()).where(

@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.limits import IDEMPOTENCY_KEY_RULE
 from common.logs import log_fields
 from common.request_context import current_request_id
 
@@ -144,8 +145,17 @@ def from_validation_errors(errors: Sequence[Any]) -> ApiError:
     if any(_is_not_object(item) for item in errors):
         message = "Request body must be a JSON object sent as Content-Type: application/json"
         return ApiError(400, "invalid_body", message)
+    # An over-long Idempotency-Key answers what the wallet would (same code, same message),
+    # and, as when the wallet checked it, only once everything else is valid.
+    others = [item for item in errors if tuple(item.get("loc", ())) != _IDEMPOTENCY_KEY_LOC]
+    if errors and not others:
+        return ApiError(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_RULE)
+    types = {str(item.get("type")) for item in others}
     code = "unknown_field" if types == {"extra_forbidden"} else "invalid_request"
-    return ApiError(400, code, "; ".join(_describe(item) for item in errors[:5]))
+    return ApiError(400, code, "; ".join(_describe(item) for item in others[:5]))
+
+
+_IDEMPOTENCY_KEY_LOC = ("header", "Idempotency-Key")
 
 
 def _is_missing_body(item: Mapping[str, Any]) -> bool:

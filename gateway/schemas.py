@@ -1,62 +1,25 @@
 """REST request and response shapes, so /openapi.json says exactly what goes over the wire.
 
-Request bodies are parsed by `ExactJSONRoute`: JSON numbers become `Decimal`, never float,
-so `10.10` reaches the wallet as the string "10.10". The gateway checks types only; the
-wallet decides whether an amount or currency is acceptable.
+Request bodies are parsed by `gateway.deps.ExactJSONRoute`: JSON numbers become `Decimal`,
+never float, so `10.10` reaches the wallet as the string "10.10". The gateway checks types
+(and the contract's lengths, common.limits); the wallet decides whether an amount or
+currency is acceptable.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from wallet.v1 import wallet_pb2
 
+from common.limits import MAX_NOTE_LENGTH
+
+# --- amounts -------------------------------------------------------------------------------------
+
 # Longest amount text forwarded; also keeps `1e999999999` from expanding into a huge string.
 MAX_AMOUNT_CHARS = 64
-
-# --- exact JSON parsing -------------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def loads_exact(raw: bytes) -> Any:
-    """json.loads with Decimal numbers; NaN/Infinity, deep nesting and bad UTF-8 are malformed."""
-    try:
-        return json.loads(
-            raw, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError:
-        raise
-    except (ValueError, RecursionError) as exc:  # includes UnicodeDecodeError
-        # FastAPI turns JSONDecodeError into a validation error: reuse that path.
-        raise json.JSONDecodeError(str(exc), raw.decode("utf-8", "replace"), 0) from exc
-
-
-class ExactJSONRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = loads_exact(await self.body())
-        return self._json
-
-
-class ExactJSONRoute(APIRoute):
-    """An APIRoute whose handlers see `ExactJSONRequest` (FastAPI's custom-route pattern)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def exact_json_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request.scope, request.receive))
-
-        return exact_json_handler
 
 
 def _amount_text(value: object) -> str:
@@ -151,7 +114,7 @@ class ReviewIn(StrictRequestBody):
 
 
 class FreezeIn(StrictRequestBody):
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE_LENGTH)
 
 
 class ReverseIn(StrictRequestBody):

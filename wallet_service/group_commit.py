@@ -18,7 +18,7 @@ from typing import Protocol
 
 from wallet_service.errors import Unavailable, WalletError
 from wallet_service.models import MovementOutcome, MovementPlan
-from wallet_service.store import MovementResult, WalletStore
+from wallet_service.store_contract import MovementResult, WalletStore
 
 log = logging.getLogger(__name__)
 

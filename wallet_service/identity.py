@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from common.limits import MAX_USERNAME_INPUT_LENGTH
+
 # Checked on the canonical form: plain ASCII only, so two different identities can never
 # look alike (a Cyrillic `a`, U+0430, stays Cyrillic under NFKC and is refused).
 CANONICAL_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
-# Bounds the normalisation work on hostile input (NFKC can expand one code point to 18).
-MAX_RAW_LENGTH = 64
 
 
 def canonical_username(username: str) -> str:
@@ -32,7 +32,7 @@ def canonical_username(username: str) -> str:
 
 def canonical_if_valid(username: str) -> str | None:
     """The canonical form of a name that may exist, or None for one that cannot."""
-    if not isinstance(username, str) or not username or len(username) > MAX_RAW_LENGTH:
+    if not isinstance(username, str) or not username or len(username) > MAX_USERNAME_INPUT_LENGTH:
         return None
     canonical = canonical_username(username)
     return canonical if CANONICAL_PATTERN.fullmatch(canonical) else None

@@ -5,7 +5,7 @@
 - `LoginAttempts`: the login lockout per username. An attempt is reserved atomically BEFORE
   the password is verified, so a parallel burst gets exactly `LOGIN_MAX_FAILURES`
   verifications, not one per request in flight; the state lives in the database, which
-  every replica shares (wallet_service.lockout_store).
+  every replica shares (wallet_service.store.lockout).
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from common.limits import MAX_USERNAME_INPUT_LENGTH
 from common.ratelimit import RateLimit, RateLimiter
 from wallet_service.errors import ResourceExhausted
-from wallet_service.identity import MAX_RAW_LENGTH, canonical_username
+from wallet_service.identity import canonical_username
 
 
 def lockout_key(username: str) -> str:
     """The one identity a lockout counts against: every spelling of a name (case, Unicode
     compatibility forms) shares it. A digest keeps the column fixed-width and any input
     (even an invalid, huge name) storable."""
-    canonical = canonical_username((username or "")[:MAX_RAW_LENGTH])
+    canonical = canonical_username((username or "")[:MAX_USERNAME_INPUT_LENGTH])
     return hashlib.sha256(canonical.encode("utf-8", "replace")).hexdigest()
 
 

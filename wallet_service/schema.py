@@ -23,6 +23,8 @@ from sqlalchemy import (
     text,
 )
 
+from common.limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_USERNAME_INPUT_LENGTH
+
 metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -32,7 +34,8 @@ users = Table(
     "users",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("username", String(64), nullable=False),  # as registered, for display
+    # As registered, for display.
+    Column("username", String(MAX_USERNAME_INPUT_LENGTH), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -86,7 +89,7 @@ transactions = Table(
     Column("from_account_id", BigId, ForeignKey("accounts.id"), nullable=True),
     Column("to_account_id", BigId, ForeignKey("accounts.id"), nullable=True),
     Column("initiated_by", String(36), ForeignKey("users.id"), nullable=False),
-    Column("idempotency_key", String(128), nullable=True),
+    Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), nullable=True),
     Column("request_fingerprint", String(64), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
@@ -132,7 +135,7 @@ ledger_entries = Table(
 Index("ix_ledger_entries_transaction", ledger_entries.c.transaction_id)
 Index("ix_ledger_entries_account", ledger_entries.c.account_id)
 
-# The login lockout (wallet_service.lockout_store): failed-login counts per lockout key (a
+# The login lockout (wallet_service.store.lockout): failed-login counts per lockout key (a
 # digest of the normalised username), shared by every replica through the database.
 login_attempts = Table(
     "login_attempts",

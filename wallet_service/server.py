@@ -26,13 +26,12 @@ from wallet_service.group_commit import DirectWriter, GroupCommitWriter, Movemen
 from wallet_service.grpc_errors import ErrorMappingInterceptor
 from wallet_service.identity import UsernameCollisionError
 from wallet_service.limits import Quota
-from wallet_service.lockout_store import SqlLoginAttempts
 from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
 from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
-from wallet_service.store import SqlStore
+from wallet_service.store import SqlLoginAttempts, SqlStore
 
 log = logging.getLogger("wallet_service")
 

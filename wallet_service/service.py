@@ -13,6 +13,13 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from common.limits import (
+    DEFAULT_PAGE_SIZE,
+    IDEMPOTENCY_KEY_RULE,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_NOTE_LENGTH,
+    MAX_PAGE_SIZE,
+)
 from common.ratelimit import ceil_seconds
 from wallet_service.auth import (
     TokenIssuer,
@@ -59,7 +66,7 @@ from wallet_service.scoring import (
     SnoozeInput,
     SnoozeRefused,
 )
-from wallet_service.store import WalletStore
+from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
 log = logging.getLogger(__name__)
@@ -70,10 +77,6 @@ class AdminBootstrapRefused(Exception):
     existing tokens (and whoever holds its password) admin rights, so the wallet stops."""
 
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
-MAX_IDEMPOTENCY_KEY_LENGTH = 128
-MAX_NOTE_LENGTH = 1000
 MAX_SNOOZE_DAYS = 365
 # Not rules of the live set: a block-list entry is removed, not snoozed; "unscored" is
 # the wallet's own mark for a movement the fraud service never saw.
@@ -676,11 +679,7 @@ def _settled(caller: User, outcome: MovementOutcome) -> MovementOutcome:
 
 def _check_idempotency_key(key: str) -> None:
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable() or not key.isascii():
-        raise InvalidArgument(
-            "invalid_idempotency_key",
-            f"Idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII "
-            "characters",
-        )
+        raise InvalidArgument("invalid_idempotency_key", IDEMPOTENCY_KEY_RULE)
 
 
 def _review_status(value: str) -> ReviewStatus:

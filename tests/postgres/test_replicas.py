@@ -22,6 +22,7 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from tests.helpers import bearer, error_reason, login, register
 from tests.postgres.conftest import Replicas, deadlock_count
 from tests.scoring_bursts import STRUCTURING, VELOCITY, hits, run_in
+from wallet_service.ledger import verify_ledger
 from wallet_service.schema import accounts, ledger_entries, transactions, users
 
 pytestmark = pytest.mark.postgres
@@ -163,7 +164,7 @@ def test_concurrent_transfers_through_two_replicas_keep_the_books(replicas: Repl
 
     # What the database holds.
     store = replicas.wallets[0].store
-    assert store.ledger_violations() == []
+    assert verify_ledger(store) == []
     with store.engine.connect() as conn:
         entry_sums = dict(
             conn.execute(
@@ -274,7 +275,7 @@ def test_same_key_at_the_same_moment_on_two_replicas_moves_money_once(
         moved += 2_00 if ok[0].transaction.amount == "2.00" else 3_00
 
     store = replicas.wallets[0].store
-    assert store.ledger_violations() == []
+    assert verify_ledger(store) == []
     sender_user = store.get_user_by_username(sender)
     assert sender_user is not None
     assert store.balance(user_id=sender_user.id, currency="USD") == 100_00 - moved
@@ -296,4 +297,4 @@ def test_a_burst_over_two_replicas_is_scored_as_in_sequence(replicas: Replicas) 
         in_sequence = run_in(replicas.stubs, scenario, at_once=False)
         assert hits(in_sequence, scenario.rule) == scenario.expected_hits, in_sequence
         assert run_in(replicas.stubs, scenario, at_once=True) == in_sequence
-    assert replicas.wallets[0].store.ledger_violations() == []
+    assert verify_ledger(replicas.wallets[0].store) == []

@@ -30,6 +30,7 @@ from tests.conftest import (
     wallet_settings,
 )
 from tests.helpers import bearer, error_reason, login, new_user
+from wallet_service.ledger import verify_ledger
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 Auth = tuple[tuple[str, str], ...]
@@ -130,7 +131,7 @@ def test_racing_withdrawals_and_transfers_never_overdraw(
     assert results == {"ok": 30, "insufficient_funds": RACERS - 30}, results
     assert all(usd(stub, auth) == "0.00" for auth in payers)
     assert overlap.writes_overlapped() > 0
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []
 
 
 def test_reversals_racing_the_owner_never_overdraw(racing: tuple[RunningWallet, Stub]) -> None:
@@ -155,7 +156,7 @@ def test_reversals_racing_the_owner_never_overdraw(racing: tuple[RunningWallet, 
     assert results == {"ok": 20, "insufficient_funds": 20}, results
     assert usd(stub, payee_auth) == "0.00"
     assert overlap.writes_overlapped() > 0
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []
 
 
 def test_opposite_transfers_do_not_deadlock_or_lose_updates(
@@ -179,7 +180,7 @@ def test_opposite_transfers_do_not_deadlock_or_lose_updates(
     total = sum(int(usd(stub, auth, "EUR").replace(".", "")) for _, auth in ring)
     assert total == 60000  # 600.00 EUR: nothing created, nothing lost
     assert overlap.writes_overlapped() > 0
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []
 
 
 def test_same_key_sent_concurrently_moves_money_once(racing: tuple[RunningWallet, Stub]) -> None:
@@ -199,4 +200,4 @@ def test_same_key_sent_concurrently_moves_money_once(racing: tuple[RunningWallet
     assert usd(stub, auth, "GBP") == "30.00"
     # One sender: the calls met at its turn (the writer sees them one at a time).
     assert overlap.turns_contended() > 0
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []

@@ -27,6 +27,7 @@ from tests.conftest import (
 )
 from tests.helpers import bearer, login, new_user
 from tests.wallet.test_journey import count_rows, expect_error
+from wallet_service.ledger import verify_ledger
 from wallet_service.schema import ledger_entries, transactions
 
 Stub = wallet_pb2_grpc.WalletServiceStub
@@ -158,7 +159,7 @@ def test_admin_review_flow(stub: Stub, wallet: RunningWallet) -> None:
     original = stub.GetTransaction(pb.GetTransactionRequest(transaction_id=tx.id), metadata=auth)
     assert original.reversed_by_transaction_id == reversal.transaction.id
     assert user
-    assert wallet.store.ledger_violations() == []
+    assert verify_ledger(wallet.store) == []
 
 
 def test_reversal_never_overdraws(stub: Stub, wallet: RunningWallet) -> None:
@@ -180,7 +181,7 @@ def test_reversal_never_overdraws(stub: Stub, wallet: RunningWallet) -> None:
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=payee_auth).balance == (
         "40.00"
     )
-    assert wallet.store.ledger_violations() == []
+    assert verify_ledger(wallet.store) == []
 
 
 def test_admin_soft_deletes_a_transaction(stub: Stub, wallet: RunningWallet) -> None:
@@ -204,7 +205,7 @@ def test_admin_soft_deletes_a_transaction(stub: Stub, wallet: RunningWallet) -> 
     assert tx.id in {t.id for t in admin_view.transactions}
     # Deletion never moves money.
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "7.00"
-    assert wallet.store.ledger_violations() == []
+    assert verify_ledger(wallet.store) == []
 
 
 # -- fraud service variants: each gets its own wallet on a fresh database, on both stores -----
@@ -320,7 +321,7 @@ def test_block_rule_rejects_and_moves_nothing(make_wallet: object, blocking_frau
         "transaction_blocked",
     )
     assert count_rows(running, transactions) == 2
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []
 
 
 def test_fraud_down_fail_open_completes_and_flags_unscored(make_wallet: object) -> None:
@@ -332,7 +333,7 @@ def test_fraud_down_fail_open_completes_and_flags_unscored(make_wallet: object) 
     assert seen.fraud_decision == "UNSCORED"
     assert [r.rule_id for r in seen.fraud_reasons] == ["unscored"]
     assert reply.transaction.id in flagged_ids(stub, admin_auth(stub), "pending")
-    assert running.store.ledger_violations() == []
+    assert verify_ledger(running.store) == []
 
 
 def test_fraud_down_fail_closed_refuses_and_moves_nothing(make_wallet: object) -> None:

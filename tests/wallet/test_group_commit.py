@@ -15,7 +15,7 @@ from tests.helpers import error_reason, new_user
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
 from wallet_service.group_commit import DirectWriter
 from wallet_service.ids import uuid7
-from wallet_service.ledger import request_fingerprint
+from wallet_service.ledger import request_fingerprint, verify_ledger
 from wallet_service.models import MovementOutcome, MovementPlan, TxType, User, utc_now
 
 
@@ -82,7 +82,7 @@ def test_a_refused_movement_does_not_fail_its_batch(
     assert isinstance(again[0], MovementOutcome) and again[0].replayed
     assert again[0].transaction.id == results[0].transaction.id
     assert isinstance(again[1], FailedPrecondition)  # "b" never committed: decided afresh
-    assert store.ledger_violations() == []
+    assert verify_ledger(store) == []
 
 
 @pytest.mark.parametrize(
@@ -116,6 +116,6 @@ def test_without_group_commit_the_same_guarantees_hold(
                 assert sum(pool.map(withdraw, range(20))) == 5
             balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth)
             assert balance.balance == "0.00"
-        assert running.store.ledger_violations() == []
+        assert verify_ledger(running.store) == []
     finally:
         running.server.stop(0)

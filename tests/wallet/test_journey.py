@@ -13,6 +13,7 @@ from wallet.v1 import wallet_pb2_grpc
 
 from tests.conftest import RunningWallet
 from tests.helpers import PASSWORD, bearer, error_reason, login, new_user, register, unique_name
+from wallet_service.ledger import verify_ledger
 from wallet_service.schema import ledger_entries, transactions
 from wallet_service.service import MAX_PAGE_SIZE
 
@@ -70,7 +71,7 @@ def test_full_journey(stub: Stub, wallet: RunningWallet) -> None:
         pb.GetTransactionRequest(transaction_id=transfer.transaction.id), metadata=bob_auth
     )
     assert fetched.amount == "40.25" and fetched.from_user == alice
-    assert wallet.store.ledger_violations() == []
+    assert verify_ledger(wallet.store) == []
 
 
 def test_pagination_and_filters(stub: Stub) -> None:
@@ -238,7 +239,7 @@ def test_error_statuses(stub: Stub, wallet: RunningWallet) -> None:
         "balance_not_zero",
     )
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "5.00"
-    assert wallet.store.ledger_violations() == []
+    assert verify_ledger(wallet.store) == []
 
 
 def test_page_size_is_capped(stub: Stub) -> None:

@@ -12,16 +12,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from fraud.v1 import fraud_pb2
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gateway import schemas as s
-from gateway.app import ERROR_RESPONSES, AuthCaller, ServicesDep
+from gateway.deps import AuthCaller, ServicesDep
+from gateway.routes import wallet_router
 
-router = APIRouter(
-    route_class=s.ExactJSONRoute, responses=ERROR_RESPONSES, tags=["admin: fraud rules"]
-)
+router = wallet_router("admin: fraud rules")
 
 
 def _param_text(value: object) -> str:

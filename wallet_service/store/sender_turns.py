@@ -1,4 +1,5 @@
-"""One sender's movements are scored and committed one at a time, across every replica.
+"""One sender's movements are scored and committed one at a time, across every replica
+(`SqlStore.sender_turn`, contract: `WalletStore.sender_turn`).
 
 Why: the fraud features (counts and sums over the last hour and day) are read from the
 ledger. If two movements of one sender are scored at the same moment, neither sees the

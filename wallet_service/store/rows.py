@@ -1,0 +1,124 @@
+"""Row mapping: database rows <-> the plain records of wallet_service.models."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+
+from wallet_service.identity import canonical_username
+from wallet_service.models import (
+    Decision,
+    FraudReason,
+    FraudVerdict,
+    ReviewStatus,
+    Role,
+    Transaction,
+    TxStatus,
+    TxType,
+    User,
+    as_utc,
+)
+
+
+def user_from_row(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        role=Role(row.role),
+        created_at=as_utc(row.created_at),
+        deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
+        password_hash=row.password_hash,
+        credentials_version=int(row.credentials_version),
+        frozen_at=as_utc(row.frozen_at) if row.frozen_at else None,
+        frozen_by=row.frozen_by,
+        frozen_reason=row.frozen_reason,
+    )
+
+
+def new_user_row(
+    user_id: str, username: str, password_hash: str, role: Role, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": user_id,
+        "username": username,
+        "username_canonical": canonical_username(username),
+        "password_hash": password_hash,
+        "role": role.value,
+        "created_at": now,
+    }
+
+
+def transaction_from_row(row: Row[Any]) -> Transaction:
+    """A row of statements.TRANSACTION_SELECT as a Transaction."""
+    verdict = None
+    if row.fraud_decision is not None:
+        reasons = tuple(
+            FraudReason(r["rule_id"], r["description"])
+            for r in json.loads(row.fraud_reasons or "[]")
+        )
+        verdict = FraudVerdict(
+            score=int(row.fraud_score or 0),
+            decision=Decision(row.fraud_decision),
+            reasons=reasons,
+            rules_version=row.fraud_rules_version or "",
+        )
+    return Transaction(
+        id=row.id,
+        type=TxType(row.type),
+        status=TxStatus(row.status),
+        currency=row.currency,
+        amount_minor=int(row.amount_minor),
+        from_user_id=row.from_user_id,
+        from_username=row.from_username,
+        to_user_id=row.to_user_id,
+        to_username=row.to_username,
+        initiated_by=row.initiated_by,
+        idempotency_key=row.idempotency_key,
+        request_fingerprint=row.request_fingerprint,
+        created_at=as_utc(row.created_at),
+        deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
+        verdict=verdict,
+        flagged=bool(row.flagged),
+        review_status=ReviewStatus(row.review_status) if row.review_status else None,
+        reviewed_by=row.reviewed_by,
+        reviewed_at=as_utc(row.reviewed_at) if row.reviewed_at else None,
+        review_note=row.review_note,
+        reverses_transaction_id=row.reverses_transaction_id,
+        reversed_by_transaction_id=row.reversed_by_id,
+        initiator_balance_after_minor=row.initiator_balance_after_minor,
+        note=row.note,
+    )
+
+
+def transaction_row(tx: Transaction, from_id: int | None, to_id: int | None) -> dict[str, Any]:
+    """The `transactions` row that records `tx` between the accounts `from_id`, `to_id`."""
+    verdict = tx.verdict
+    return {
+        "id": tx.id,
+        "type": tx.type.value,
+        "status": tx.status.value,
+        "currency": tx.currency,
+        "amount_minor": tx.amount_minor,
+        "from_account_id": from_id,
+        "to_account_id": to_id,
+        "initiated_by": tx.initiated_by,
+        "idempotency_key": tx.idempotency_key,
+        "request_fingerprint": tx.request_fingerprint,
+        "created_at": tx.created_at,
+        "flagged": tx.flagged,
+        "review_status": tx.review_status.value if tx.review_status else None,
+        "reverses_transaction_id": tx.reverses_transaction_id,
+        "initiator_balance_after_minor": tx.initiator_balance_after_minor,
+        "note": tx.note,
+        "fraud_score": verdict.score if verdict else None,
+        "fraud_decision": verdict.decision.value if verdict else None,
+        "fraud_reasons": json.dumps(
+            [{"rule_id": r.rule_id, "description": r.description} for r in verdict.reasons]
+        )
+        if verdict
+        else None,
+        "fraud_rules_version": verdict.rules_version if verdict else None,
+    }

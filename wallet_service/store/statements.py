@@ -1,0 +1,110 @@
+"""The store's prebuilt statements. The hot ones are built once at import: building and
+cache-keying them per call cost more CPU than running them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, select
+
+from wallet_service.models import TxStatus, TxType
+from wallet_service.schema import accounts, transactions, users
+
+# -- a transaction with its parties' names and its reversal -----------------------------
+
+FROM_ACCOUNT = accounts.alias("from_account")
+TO_ACCOUNT = accounts.alias("to_account")
+_FROM_USER = users.alias("from_user")
+_TO_USER = users.alias("to_user")
+_REVERSAL = transactions.alias("reversal")
+
+
+def _build_transaction_select() -> Any:
+    t = transactions
+    return select(
+        t,
+        _FROM_USER.c.id.label("from_user_id"),
+        _FROM_USER.c.username.label("from_username"),
+        _TO_USER.c.id.label("to_user_id"),
+        _TO_USER.c.username.label("to_username"),
+        _REVERSAL.c.id.label("reversed_by_id"),
+    ).select_from(
+        t.outerjoin(FROM_ACCOUNT, FROM_ACCOUNT.c.id == t.c.from_account_id)
+        .outerjoin(_FROM_USER, _FROM_USER.c.id == FROM_ACCOUNT.c.owner_user_id)
+        .outerjoin(TO_ACCOUNT, TO_ACCOUNT.c.id == t.c.to_account_id)
+        .outerjoin(_TO_USER, _TO_USER.c.id == TO_ACCOUNT.c.owner_user_id)
+        .outerjoin(_REVERSAL, _REVERSAL.c.reverses_transaction_id == t.c.id)
+    )
+
+
+# Rows of this shape are mapped by rows.transaction_from_row.
+TRANSACTION_SELECT = _build_transaction_select()
+
+# -- lookups --------------------------------------------------------------------------------
+
+USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+LIVE_USER_BY_NAME = select(users).where(
+    users.c.username_canonical == bindparam("canonical"), users.c.deleted_at.is_(None)
+)
+PRIOR_BY_KEYS = TRANSACTION_SELECT.where(
+    transactions.c.initiated_by.in_(bindparam("callers", expanding=True)),
+    transactions.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+KEY_PROBE = select(transactions.c.id).where(
+    transactions.c.initiated_by == bindparam("caller"),
+    transactions.c.idempotency_key == bindparam("key"),
+)
+
+# -- fraud features -------------------------------------------------------------------------
+
+# Fraud features, with bounded work however busy the user: over the newest
+# FEATURE_WINDOW_LIMIT movements of the day (counts saturate there, far above what any rule
+# looks at); the user's age and the source balance ride along as scalar subqueries.
+FEATURE_WINDOW_LIMIT = 200
+_MY_MOVEMENTS_TODAY = and_(
+    transactions.c.initiated_by == bindparam("user_id"),
+    transactions.c.currency == bindparam("currency"),
+    transactions.c.status == TxStatus.COMPLETED.value,
+    transactions.c.type != TxType.REVERSAL.value,
+    transactions.c.created_at >= bindparam("since"),
+)
+_FEATURE_WINDOW = (
+    select(
+        transactions.c.amount_minor,
+        transactions.c.created_at,
+        case((transactions.c.type == TxType.TRANSFER.value, transactions.c.to_account_id)).label(
+            "counterparty"
+        ),
+    )
+    .where(_MY_MOVEMENTS_TODAY)
+    .order_by(transactions.c.created_at.desc())
+    .limit(FEATURE_WINDOW_LIMIT)
+    .subquery()
+)
+_IN_LAST_HOUR = _FEATURE_WINDOW.c.created_at >= bindparam("hour_ago")
+FEATURE_TOTALS = select(
+    func.count().label("count_day"),
+    func.coalesce(func.sum(_FEATURE_WINDOW.c.amount_minor), 0).label("sum_day"),
+    func.coalesce(func.sum(case((_IN_LAST_HOUR, 1), else_=0)), 0).label("count_hour"),
+    func.coalesce(
+        func.sum(case((_IN_LAST_HOUR, _FEATURE_WINDOW.c.amount_minor), else_=0)), 0
+    ).label("sum_hour"),
+    func.count(func.distinct(_FEATURE_WINDOW.c.counterparty)).label("counterparties"),
+    select(users.c.created_at)
+    .where(users.c.id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("created_at"),
+    select(accounts.c.balance_minor)
+    .where(
+        accounts.c.owner_user_id == bindparam("debit_user_id"),
+        accounts.c.currency == bindparam("currency"),
+    )
+    .scalar_subquery()
+    .label("balance"),
+).select_from(_FEATURE_WINDOW)
+FEATURE_RECENT_AMOUNTS = (
+    select(transactions.c.amount_minor)
+    .where(_MY_MOVEMENTS_TODAY)
+    .order_by(transactions.c.created_at.desc())
+    .limit(FEATURE_WINDOW_LIMIT)
+)
