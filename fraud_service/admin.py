@@ -14,9 +14,9 @@ from typing import Any
 
 from fraud_service.rules import BLOCK_LIST
 from fraud_service.rulesets import RuleSetError, parse_rule_set, to_document
-from fraud_service.schema import LIST_NAMES
-from fraud_service.store import (
-    FraudStore,
+from fraud_service.store_contract import (
+    LIST_NAMES,
+    FraudStoreContract,
     ListEntryNotFound,
     ListEntryRecord,
     RuleSetNotFound,
@@ -47,7 +47,7 @@ def _invalid(field: str, message: str) -> AdminError:
 
 
 class FraudAdmin:
-    def __init__(self, store: FraudStore) -> None:
+    def __init__(self, store: FraudStoreContract) -> None:
         self.store = store
 
     def list_rule_sets(self) -> list[RuleSetRecord]:

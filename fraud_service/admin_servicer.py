@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from fraud_service.admin import AdminError, FraudAdmin
-from fraud_service.store import ListEntryRecord, RuleSetRecord, SnoozeRecord
+from fraud_service.store_contract import ListEntryRecord, RuleSetRecord, SnoozeRecord
 
 ERROR_DOMAIN = "fraud.v1"
 ACTOR_HEADER = "x-actor"

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from fraud_service.rules import ALL_RULES, ListMatch, RuleSet
 from fraud_service.rulesets import parse_rule_set
-from fraud_service.store import FraudStore, ListEntryRecord, SnoozeRecord
+from fraud_service.store_contract import FraudStoreContract, ListEntryRecord, SnoozeRecord
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +82,7 @@ class StaticRules:
 
 
 class StoreRules:
-    def __init__(self, store: FraudStore, *, cache_seconds: float = 0.0) -> None:
+    def __init__(self, store: FraudStoreContract, *, cache_seconds: float = 0.0) -> None:
         self._store = store
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()

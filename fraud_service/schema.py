@@ -28,8 +28,6 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-RULE_SET_STATUSES = ("draft", "live", "archived")
-LIST_NAMES = ("block", "allow")
 
 rule_sets = Table(
     "fraud_rule_sets",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,61 +22,14 @@ from sqlalchemy.exc import IntegrityError
 
 from fraud_service.database import READ_ONLY_OPTION
 from fraud_service.schema import list_entries, rule_sets, snoozes, state
-
-
-class RuleSetNotFound(LookupError):
-    pass
-
-
-class RuleSetNotActivatable(ValueError):
-    """Only a draft or an archived version can become live."""
-
-
-class ListEntryNotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class RuleSetRecord:
-    version: int
-    status: str
-    document: Mapping[str, Any]
-    description: str
-    created_by: str
-    created_at: datetime
-    activated_by: str | None
-    activated_at: datetime | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ListEntryRecord:
-    list_name: str
-    username: str
-    rules: tuple[str, ...]
-    note: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class SnoozeRecord:
-    username: str
-    rule_id: str
-    until: datetime
-    transaction_id: str
-    note: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True)
-class LiveSnapshot:
-    """What one score needs, as of `generation`."""
-
-    generation: int
-    rule_set: RuleSetRecord
-    entries: tuple[ListEntryRecord, ...]
-    snoozes: tuple[SnoozeRecord, ...] = ()
+from fraud_service.store_contract import (
+    ListEntryNotFound,
+    ListEntryRecord,
+    LiveSnapshot,
+    RuleSetNotFound,
+    RuleSetRecord,
+    SnoozeRecord,
+)
 
 
 def _now() -> datetime:

@@ -20,6 +20,7 @@ ADAPTERS = {
     "auth_interceptor",  # gRPC
     "database",  # SQLAlchemy engine and Alembic
     "fraud_client",  # gRPC client of fraud_service
+    "fraud_admin_proxy",  # forwards fraud.v1.FraudAdmin (gRPC) for admins
     "grpc_errors",  # gRPC status mapping
     "migrate",  # Alembic
     "peer_limits",  # gRPC interceptor
