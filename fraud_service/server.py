@@ -1,4 +1,5 @@
-"""Build and run the fraud gRPC server (FraudService, and FraudAdmin with a store)."""
+"""Builds the fraud gRPC server from settings (FraudService, and FraudAdmin with a
+store); `serve()` runs it until SIGTERM."""
 
 from __future__ import annotations
 
@@ -43,19 +44,29 @@ def open_store(settings: FraudSettings) -> FraudStore:
 
 @dataclass
 class FraudServer:
+    """A bound, not yet started server, like wallet_service.server.WalletServer."""
+
     server: grpc.Server
     port: int
     health: HealthServicer
-    store: FraudStore | None
+    store: FraudStore | None = None
+
+    def start(self) -> None:
+        self.server.start()
 
     def stop(self, grace: float | None = None) -> None:
         self.server.stop(grace).wait()
+        self.close()
+
+    def close(self) -> None:
+        """Release the store (the server is stopped by `stop` or serve_until_signal)."""
         if self.store is not None:
             self.store.dispose()
 
 
-def build_fraud_server(settings: FraudSettings) -> FraudServer:
-    """The bound, not yet started server, its real port, health servicer and store."""
+def create_server(settings: FraudSettings) -> FraudServer:
+    """A ready-to-start server; bind port 0 in tests and read `.port` back. With a store
+    (settings.database_url) it is migrated and seeded first, and FraudAdmin is served."""
     server, port = build_server(address=settings.addr, max_workers=settings.max_workers)
     store = open_store(settings) if settings.database_url else None
     rules: RuleSource
@@ -70,22 +81,14 @@ def build_fraud_server(settings: FraudSettings) -> FraudServer:
         )
         services.append(ADMIN_SERVICE_NAME)
     fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(rules), server)
-    health_servicer = add_health_and_reflection(server, services)
-    return FraudServer(server, port, health_servicer, store)
-
-
-def create_server(settings: FraudSettings) -> tuple[grpc.Server, int]:
-    """The bound, not yet started server and its real port (port 0 in addr picks one)."""
-    built = build_fraud_server(settings)
-    return built.server, built.port
+    return FraudServer(server, port, add_health_and_reflection(server, services), store)
 
 
 def serve(settings: FraudSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls for `grace_seconds`."""
-    built = build_fraud_server(settings)
-    log_fields(log, "listening", addr=settings.addr, port=built.port)
+    fraud = create_server(settings)
+    log_fields(log, "listening", addr=settings.addr, port=fraud.port)
     try:
-        serve_until_signal(built.server, built.health, grace_seconds=settings.grace_seconds)
+        serve_until_signal(fraud.server, fraud.health, grace_seconds=settings.grace_seconds)
     finally:
-        if built.store is not None:
-            built.store.dispose()
+        fraud.close()

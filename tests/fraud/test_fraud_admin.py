@@ -19,10 +19,9 @@ from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from sqlalchemy.exc import IntegrityError
 
 from fraud_service.config import load_config
-from fraud_service.server import FraudServer, build_fraud_server
+from fraud_service.server import FraudServer, create_server
 from fraud_service.settings import FraudSettings
-from tests.fraud.test_fraud_server import score_request
-from tests.helpers import error_reason
+from tests.support import CreateDatabase, error_reason, score_request
 
 ADMIN_META = (("x-actor", "root_admin"),)
 
@@ -45,7 +44,7 @@ StartReplica = Callable[..., Replica]
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: Callable[[], str]
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
 ) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / f'fraud-{uuid.uuid4().hex[:8]}.db'}"
@@ -60,8 +59,8 @@ def start_replica(store_url: str) -> Iterator[StartReplica]:
     def start(**env: str) -> Replica:
         config = load_config(env)
         settings = FraudSettings(addr="127.0.0.1:0", database_url=store_url, rules=config)
-        built = build_fraud_server(settings)
-        built.server.start()
+        built = create_server(settings)
+        built.start()
         replica = Replica(built, grpc.insecure_channel(f"127.0.0.1:{built.port}"))
         running.append(replica)
         return replica

@@ -26,7 +26,7 @@ from fraud_service.rules import (
     rule_set_from_config,
 )
 from fraud_service.rulesets import RuleSetError, parse_rule_set, to_document
-from tests.fraud.test_fraud_rules import everything_at_once, features, movement
+from tests.support import everything_at_once, features, movement
 
 
 def rule_set(*rules: dict[str, Any]) -> RuleSet:
@@ -35,7 +35,8 @@ def rule_set(*rules: dict[str, Any]) -> RuleSet:
 
 def verdict_of(rules: RuleSet, amount: int, currency: str = "USD", **feature: object) -> Verdict:
     kind = feature.pop("kind", MovementType.DEPOSIT)
-    return evaluate_rule_set(movement(amount, currency, kind), features(**feature), rules)  # type: ignore[arg-type]
+    assert isinstance(kind, MovementType)
+    return evaluate_rule_set(movement(amount, currency, kind), features(**feature), rules)
 
 
 def hit_ids(verdict: Verdict) -> list[str]:

@@ -9,33 +9,36 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import StartGateway, assert_error
 
-from fraud_service.server import FraudServer, build_fraud_server
+from fraud_service.server import FraudServer, create_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import (
+from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    PASSWORD,
+    CreateDatabase,
     RunningWallet,
+    StartGateway,
+    assert_error,
     database_url,
     start_wallet,
+    unique_name,
     wallet_settings,
 )
-from tests.gateway.test_gateway_e2e import login, new_user
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def api(
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    pg_database_factory: object,
+    pg_database_factory: CreateDatabase,
     start_gateway: StartGateway,
 ) -> Iterator[httpx.Client]:
     """Its own fraud service (its activations must not reach other tests), wallet, gateway."""
-    fraud: FraudServer = build_fraud_server(
+    fraud: FraudServer = create_server(
         FraudSettings(addr="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'fraud.db'}")
     )
-    fraud.server.start()
+    fraud.start()
     url = database_url(request.param, tmp_path, pg_database_factory)
     wallet: RunningWallet = start_wallet(
         wallet_settings(url, f"127.0.0.1:{fraud.port}"), request.param
@@ -46,6 +49,19 @@ def api(
     finally:
         wallet.server.stop(0)
         fraud.stop(None)
+
+
+def login(api: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = api.post("/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def new_user(api: httpx.Client) -> tuple[str, dict[str, str]]:
+    username = unique_name("user")
+    response = api.post("/register", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return username, login(api, username)
 
 
 @pytest.fixture

@@ -13,12 +13,20 @@ from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from fraud_service.server import FraudServer, build_fraud_server
+from fraud_service.server import FraudServer, create_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import RunningWallet, database_url, start_wallet, wallet_settings
-from tests.helpers import new_user
-from tests.wallet.test_fraud_flow import admin_auth, seen_by_admin
-from tests.wallet.test_journey import count_rows, expect_error
+from tests.support import (
+    CreateDatabase,
+    RunningWallet,
+    admin_auth,
+    count_rows,
+    database_url,
+    expect_error,
+    new_user,
+    seen_by_admin,
+    start_wallet,
+    wallet_settings,
+)
 from wallet_service.schema import ledger_entries
 
 Auth = tuple[tuple[str, str], ...]
@@ -36,13 +44,13 @@ class Setup:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def setup(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: object
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
 ) -> Iterator[Setup]:
     """A fraud service of its own (its activations must not reach other tests) and a wallet."""
-    fraud = build_fraud_server(
+    fraud = create_server(
         FraudSettings(addr="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'fraud.db'}")
     )
-    fraud.server.start()
+    fraud.start()
     url = database_url(request.param, tmp_path, pg_database_factory)
     wallet = start_wallet(wallet_settings(url, f"127.0.0.1:{fraud.port}"), request.param)
     built = Setup(fraud, wallet)
