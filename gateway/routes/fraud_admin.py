@@ -35,7 +35,9 @@ def _param_text(value: object) -> str:
     raise ValueError("must be a decimal string or a JSON number")
 
 
-ParamValue = Annotated[str, BeforeValidator(_param_text)]
+ParamValue = Annotated[str, BeforeValidator(_param_text), Field(max_length=64)]
+ParamName = Annotated[str, Field(max_length=64)]
+INT32 = 2**31
 ListName = Literal["block", "allow"]
 Version = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -44,10 +46,14 @@ class RuleIn(s.StrictRequestBody):
     kind: str = Field(max_length=64, description="large_amount | structuring | velocity | ...")
     id: str = Field("", max_length=64, description="unique in the set (default: the kind)")
     decision: str = Field("", max_length=16, description="REVIEW | BLOCK (default REVIEW)")
-    score: int | None = Field(None, description="0..100 (default: the kind's)")
+    # The fraud service judges 0..100; bounded here to what the wire (int32) can carry.
+    score: int | None = Field(
+        None, ge=-INT32, le=INT32 - 1, description="0..100 (default: the kind's)"
+    )
     reason: str = Field("", max_length=500, description="template, e.g. '{description}'")
-    params: dict[str, ParamValue | dict[str, ParamValue]] = Field(
+    params: dict[ParamName, ParamValue | dict[ParamName, ParamValue]] = Field(
         default_factory=dict,
+        max_length=20,
         description="decimal strings or JSON numbers (read exactly), e.g. "
         '{"threshold": "500", "currency_thresholds": {"JPY": 75000}}',
     )
@@ -133,7 +139,7 @@ class RuleSetListOut(BaseModel):
 
 class ListEntryIn(s.StrictRequestBody):
     username: str = Field(min_length=1, max_length=128)
-    rules: list[str] = Field(default_factory=list, max_length=50)
+    rules: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=50)
     note: str = Field("", max_length=500)
 
 

@@ -3,6 +3,7 @@ on both wallet stores: the issue's "done means" as far as built here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from tests.support import (
     wallet_settings,
 )
 
+READY_GUARD_SECONDS = 60.0
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def api(
@@ -45,10 +48,19 @@ def api(
     )
     try:
         with httpx.Client(base_url=start_gateway(wallet.addr), timeout=15) as client:
+            wait_until_ready(client)
             yield client
     finally:
         wallet.server.stop(0)
         fraud.stop(None)
+
+
+def wait_until_ready(client: httpx.Client) -> None:
+    """The gateway's channel to the fresh wallet answers (/readyz); a hang guard only."""
+    deadline = time.monotonic() + READY_GUARD_SECONDS
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the gateway never reached the wallet"
+        time.sleep(0.05)
 
 
 def login(api: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:
