@@ -18,20 +18,30 @@ from common.logs import log_fields, setup_logging
 from common.ratelimit import RateLimiter, build_rate_limiter
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
+from wallet_service.channels import (
+    AlertRoute,
+    EmlDirectoryAlertEmail,
+    SmtpAlertEmail,
+    WebhookChannel,
+)
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.errors import WalletError
+from wallet_service.events import RetryPolicy
 from wallet_service.fraud_admin_proxy import FraudAdminProxy
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
 from wallet_service.identity import UsernameCollisionError
 from wallet_service.limits import Quota
+from wallet_service.notifier import Channel, Notifier, NotifierConfig
+from wallet_service.notify_settings import NotifySettings
 from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
 from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlLoginAttempts, SqlStore
+from wallet_service.store_contract import WalletStore
 
 log = logging.getLogger("wallet_service")
 
@@ -47,12 +57,15 @@ class WalletServer:
     service: WalletService
     health: health.HealthServicer
     monitor: FraudReachabilityMonitor | None
+    notifier: Notifier | None = None
     fraud_admin: FraudAdminProxy | None = None
 
     def start(self) -> None:
         self.server.start()
         if self.monitor:
             self.monitor.start()
+        if self.notifier:
+            self.notifier.start()
 
     def stop(self, grace: float | None = None) -> None:
         self.server.stop(grace).wait()
@@ -62,6 +75,8 @@ class WalletServer:
         """Release everything but the gRPC server (stopped by `stop` or serve_until_signal)."""
         if self.monitor:
             self.monitor.stop()
+        if self.notifier:
+            self.notifier.stop()
         if self.fraud_admin:
             self.fraud_admin.close()
         self.service.writer.close()
@@ -156,7 +171,26 @@ def create_server(settings: WalletSettings) -> WalletServer:
         monitor = FraudReachabilityMonitor(
             service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
         )
-    return WalletServer(server, port, service, health_servicer, monitor, fraud_admin)
+    notifier = build_notifier(settings.notify, service.store) if settings.notify.enabled else None
+    return WalletServer(server, port, service, health_servicer, monitor, notifier, fraud_admin)
+
+
+def build_notifier(settings: NotifySettings, store: WalletStore) -> Notifier:
+    """The outbox's delivery worker with the configured channels."""
+    channels: list[Channel] = [
+        WebhookChannel(url, settings.webhook_secrets) for url in settings.webhook_urls
+    ]
+    route = AlertRoute(settings.mail_from, settings.fraud_alert_emails, settings.admin_url)
+    if settings.smtp_url:
+        channels.append(SmtpAlertEmail(settings.smtp_url, route))
+    else:
+        channels.append(EmlDirectoryAlertEmail(settings.mail_dir, route))
+    config = NotifierConfig(
+        lease_seconds=settings.lease_seconds,
+        poll_seconds=settings.poll_seconds,
+        policy=RetryPolicy(max_attempts=settings.max_attempts),
+    )
+    return Notifier(store, channels, config)
 
 
 def _fraud_health_updater(
@@ -183,6 +217,11 @@ def serve(settings: WalletSettings) -> None:
         )
     if wallet.monitor:
         wallet.monitor.start()
+    if wallet.notifier:
+        wallet.notifier.start()
+        notify = settings.notify
+        if not notify.smtp_url and notify.fraud_alert_emails:
+            log.warning("SMTP_URL not set: alert emails are written under %s/", notify.mail_dir)
     log_fields(
         log,
         "wallet listening",

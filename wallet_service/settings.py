@@ -21,6 +21,7 @@ from common.config import (
 from common.ratelimit import RateLimit, env_rate_limit
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
+from wallet_service.notify_settings import NotifySettings
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class WalletSettings:
     login_per_peer: RateLimit
     money_per_user: RateLimit
     log_level: str
+    notify: NotifySettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
@@ -107,6 +109,7 @@ class WalletSettings:
             ),
             money_per_user=env_rate_limit(env, "MONEY_RATE_LIMIT_PER_USER", RateLimit(60, 60)),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            notify=NotifySettings.from_env(env, environment=environment),
         )
 
     @property
