@@ -23,7 +23,8 @@ def _service(name: str, module: str, env: dict[str, str], log_dir: Path, address
 
 def start_fraud(log_dir: Path) -> Service:
     address = f"127.0.0.1:{free_port()}"
-    service = _service("fraud", "fraud_service", {"FRAUD_ADDR": address}, log_dir, address)
+    env = {"FRAUD_ADDR": address, "FRAUD_DATABASE_URL": f"sqlite:///{log_dir / 'fraud.db'}"}
+    service = _service("fraud", "fraud_service", env, log_dir, address)
     service.start()
     service.wait_grpc_serving(address, timeout=READY_TIMEOUT_SECONDS)
     return service

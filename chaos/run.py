@@ -200,7 +200,12 @@ def run_once(
     fraud = ServiceProcess(
         "fraud",
         "fraud_service",
-        {"FRAUD_ADDR": fraud_addr, "LOG_LEVEL": "warning", "FRAUD_GRACE_SECONDS": "1"},
+        {
+            "FRAUD_ADDR": fraud_addr,
+            "FRAUD_DATABASE_URL": f"sqlite:///{work / 'fraud.db'}",
+            "LOG_LEVEL": "warning",
+            "FRAUD_GRACE_SECONDS": "1",
+        },
         work,
         code,
     )

@@ -130,6 +130,17 @@ _RULE_PARAMS: dict[str, dict[str, Parser]] = {
     },
 }
 
+# The public names fraud_service.rulesets validates rule set documents with.
+RULE_PARAMS = _RULE_PARAMS
+parse_decision = _decision
+parse_score = _score
+parse_threshold = _threshold
+
+
+def parse_currency_thresholds(raw: object) -> dict[str, Decimal]:
+    return _parse_currency_thresholds(raw)
+
+
 _TOP_LEVEL_KEYS = ("rules_version", "threshold", "currency_thresholds", "rules")
 
 

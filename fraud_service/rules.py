@@ -303,16 +303,118 @@ RULES: tuple[tuple[str, Rule], ...] = (
 RULE_IDS = tuple(rule_id for rule_id, _ in RULES)
 
 
-def evaluate(movement: Movement, features: Features, config: FraudConfig) -> Verdict:
+KIND_FUNCTIONS: Mapping[str, Rule] = dict(RULES)
+# A verdict's reason when a party is on the block list; never a rule instance's id.
+BLOCK_LIST = "block_list"
+# An allow-list entry naming this skips every rule instance.
+ALL_RULES = "*"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleInstance:
+    """One rule of a rule set: a kind from the fixed library with its own parameters.
+
+    `params` is a FraudConfig whose threshold, currency thresholds and the settings of
+    `kind` are this instance's (the kind functions read exactly those); the instance's
+    own decision, score and reason template replace what the kind function reports.
+    """
+
+    rule_id: str
+    kind: str
+    decision: Decision
+    score: int
+    reason: str
+    params: FraudConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleSet:
+    version: str
+    rules: tuple[RuleInstance, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListMatch:
+    """What the block and allow lists say about one movement (decided by the caller)."""
+
+    blocked: str | None = None  # who is blocked ("sender alice"), None when nobody is
+    skipped_rules: frozenset[str] = frozenset()  # rule ids or kinds; ALL_RULES skips all
+
+
+NO_LIST_MATCH = ListMatch()
+
+
+def render_reason(template: str, fields: Mapping[str, str]) -> str:
+    """The template with its {names} filled; names were checked when the set was created."""
+    return template.format_map(fields)
+
+
+def _instance_hit(instance: RuleInstance, movement: Movement, features: Features) -> Hit | None:
+    hit = KIND_FUNCTIONS[instance.kind](movement, features, instance.params)
+    if hit is None:
+        return None
+    fields = {
+        "description": hit.description,
+        "rule_id": instance.rule_id,
+        "kind": instance.kind,
+        "amount": display(movement.amount_minor, movement.currency_exponent),
+        "currency": movement.currency,
+    }
+    description = render_reason(instance.reason, fields)
+    return Hit(instance.rule_id, description, instance.score, instance.decision)
+
+
+def _skipped(instance: RuleInstance, skipped: frozenset[str]) -> bool:
+    return bool(skipped & {ALL_RULES, instance.rule_id, instance.kind})
+
+
+def evaluate_rule_set(
+    movement: Movement,
+    features: Features,
+    rule_set: RuleSet,
+    lists: ListMatch = NO_LIST_MATCH,
+) -> Verdict:
+    """Precedence: the block list first (BLOCK, score 100, reason `block_list`, nothing
+    else evaluated: an allow-list entry cannot unblock); then every instance of the set in
+    order, except those the allow list or a snooze skips."""
+    if lists.blocked is not None:
+        block = Hit(BLOCK_LIST, f"{lists.blocked} is on the block list", 100, Decision.BLOCK)
+        return Verdict(100, Decision.BLOCK, (block,), rule_set.version)
     hits = tuple(
         hit
-        for rule_id, rule in RULES
-        if config.settings_for(rule_id).enabled
-        and (hit := rule(movement, features, config)) is not None
+        for instance in rule_set.rules
+        if not _skipped(instance, lists.skipped_rules)
+        and (hit := _instance_hit(instance, movement, features)) is not None
     )
     return Verdict(
         score=min(100, sum(hit.score for hit in hits)),
         decision=max((hit.decision for hit in hits), default=Decision.ALLOW),
         reasons=hits,
-        rules_version=config.rules_version,
+        rules_version=rule_set.version,
     )
+
+
+DEFAULT_REASON = "{description}"
+
+
+def rule_set_from_config(config: FraudConfig) -> RuleSet:
+    """The enabled rules of a FraudConfig (the TOML shape) as a rule set, in RULES order."""
+    instances = []
+    for kind, _ in RULES:
+        settings = config.settings_for(kind)
+        if settings.enabled:
+            instances.append(
+                RuleInstance(
+                    rule_id=kind,
+                    kind=kind,
+                    decision=settings.decision,
+                    score=settings.score,
+                    reason=DEFAULT_REASON,
+                    params=config,
+                )
+            )
+    return RuleSet(version=config.rules_version, rules=tuple(instances))
+
+
+def evaluate(movement: Movement, features: Features, config: FraudConfig) -> Verdict:
+    return evaluate_rule_set(movement, features, rule_set_from_config(config))

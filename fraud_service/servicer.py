@@ -1,22 +1,24 @@
-"""gRPC adapter: ScoreRequest -> rules dataclasses -> evaluate -> ScoreResponse."""
+"""gRPC adapters. Score: ScoreRequest -> rules dataclasses -> evaluate_rule_set with the
+live rule set and lists -> ScoreResponse. FraudAdmin: proto <-> fraud_service.admin."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
+from fraud_service.live import RuleSource
 from fraud_service.rules import (
     Decision,
     Features,
-    FraudConfig,
     InvalidInput,
     Movement,
     MovementType,
     Verdict,
-    evaluate,
+    evaluate_rule_set,
 )
 
 log = logging.getLogger("fraud_service.score")
@@ -46,6 +48,15 @@ def movement_from_proto(message: fraud_pb2.Movement) -> Movement:
     )
 
 
+def movement_time(occurred_at: str) -> datetime:
+    """When the movement happens (the wallet's clock), for snoozes; now if not given."""
+    try:
+        parsed = datetime.fromisoformat(occurred_at.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def features_from_proto(message: fraud_pb2.Features) -> Features:
     return Features(
         account_age_seconds=message.account_age_seconds,
@@ -59,7 +70,7 @@ def features_from_proto(message: fraud_pb2.Features) -> Features:
     )
 
 
-def verdict_to_proto(verdict: Verdict) -> fraud_pb2.ScoreResponse:
+def verdict_to_proto(verdict: Verdict, version: int | None) -> fraud_pb2.ScoreResponse:
     return fraud_pb2.ScoreResponse(
         score=verdict.score,
         decision=_DECISIONS[verdict.decision],
@@ -68,12 +79,13 @@ def verdict_to_proto(verdict: Verdict) -> fraud_pb2.ScoreResponse:
             for hit in verdict.reasons
         ],
         rules_version=verdict.rules_version,
+        rule_set_version=version or 0,
     )
 
 
 class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
-    def __init__(self, config: FraudConfig) -> None:
-        self._config = config
+    def __init__(self, rules: RuleSource) -> None:
+        self._rules = rules
 
     def Score(
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
@@ -103,7 +115,13 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
     def _score(self, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
         movement = movement_from_proto(request.movement)
         features = features_from_proto(request.features)
-        verdict = evaluate(movement, features, self._config)
+        live = self._rules.current()
+        lists = live.lists.match(
+            username=request.movement.username,
+            counterparty=request.movement.counterparty_username,
+            now=movement_time(request.movement.occurred_at),
+        )
+        verdict = evaluate_rule_set(movement, features, live.rule_set, lists)
         log_fields(
             log,
             "scored",
@@ -111,5 +129,6 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
             score=verdict.score,
             decision=verdict.decision.name,
             rules=[hit.rule_id for hit in verdict.reasons],
+            rules_version=verdict.rules_version,
         )
-        return verdict_to_proto(verdict)
+        return verdict_to_proto(verdict, live.version)

@@ -10,6 +10,7 @@ from fraud_service.config import load_config
 from fraud_service.rules import FraudConfig
 
 LOG_LEVELS = {"debug", "info", "warning", "error"}
+DEFAULT_DATABASE_URL = "sqlite:///data/fraud.db"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,7 +19,16 @@ class FraudSettings:
     max_workers: int = 8
     grace_seconds: float = 5.0
     log_level: str = "info"
+    # The seed: version 1 of the rule sets when the store is empty (from FRAUD_RULES_FILE
+    # and FRAUD_THRESHOLD); without a store, the fixed rules.
     rules: FraudConfig = field(default_factory=FraudConfig)
+    # Empty: no store, the `rules` above score forever and FraudAdmin is not served
+    # (embedding and unit tests). The process always has one (FRAUD_DATABASE_URL).
+    database_url: str = ""
+    db_pool_size: int = 8
+    # How long a replica trusts its snapshot before reading the store's generation again;
+    # 0 (default) reads it before every score, so an activation is in force at once.
+    state_cache_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FraudSettings:
@@ -29,4 +39,7 @@ class FraudSettings:
             grace_seconds=env_float(env, "FRAUD_GRACE_SECONDS", cls.grace_seconds),
             log_level=env_choice(env, "LOG_LEVEL", cls.log_level, LOG_LEVELS),
             rules=load_config(env),
+            database_url=env_str(env, "FRAUD_DATABASE_URL", DEFAULT_DATABASE_URL),
+            db_pool_size=env_int(env, "FRAUD_DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            state_cache_seconds=env_int(env, "FRAUD_STATE_CACHE_MS", 0) / 1000,
         )

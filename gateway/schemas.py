@@ -119,6 +119,12 @@ class ReviewIn(StrictRequestBody):
         default=False,
         description="confirmed_fraud only: also freeze the user who initiated the transaction",
     )
+    snooze_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="cleared only: snooze the rules that hit for the initiator, N days",
+    )
 
 
 class FreezeIn(StrictRequestBody):
@@ -353,6 +359,8 @@ class AdminTransactionOut(TransactionOut):
     fraud_score: int
     fraud_decision: str | None
     fraud_reasons: list[FraudReasonOut]
+    # The fraud rule-set version that decided ("3"), so a decision can be audited.
+    fraud_rules_version: str | None
     review_status: str | None
     reviewed_by: str | None
     reviewed_at: str | None
@@ -368,6 +376,7 @@ class AdminTransactionOut(TransactionOut):
             fraud_score=tx.fraud_score,
             fraud_decision=_or_none(tx.fraud_decision),
             fraud_reasons=reasons,
+            fraud_rules_version=_or_none(tx.fraud_rules_version),
             review_status=_or_none(tx.review_status),
             reviewed_by=_or_none(tx.reviewed_by),
             reviewed_at=_or_none(tx.reviewed_at),

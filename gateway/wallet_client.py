@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from fraud.v1 import fraud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2_grpc
 
@@ -51,6 +52,8 @@ class WalletClient:
         # `dns:///wallet:50051` balances across wallet replicas (one address: no change).
         self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self.stub = wallet_pb2_grpc.WalletServiceStub(self._channel)
+        # Served by the wallet for its admins and forwarded to the fraud service.
+        self.fraud_admin = fraud_pb2_grpc.FraudAdminStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout_seconds
         self._ready_timeout = ready_timeout_seconds

@@ -200,7 +200,14 @@ def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     path = tmp_path / "rules.toml"
     path.write_text(block)
     server = create_fraud_server(
-        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
+        FraudSettings.from_env(
+            {
+                "FRAUD_ADDR": "127.0.0.1:0",
+                "FRAUD_RULES_FILE": str(path),
+                # its own store: the seed is this file's rules
+                "FRAUD_DATABASE_URL": f"sqlite:///{tmp_path / 'fraud.db'}",
+            }
+        )
     )
     server.start()
     yield f"127.0.0.1:{server.port}"

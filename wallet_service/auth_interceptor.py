@@ -1,6 +1,7 @@
 """The one place that authenticates wallet RPCs.
 
-Every WalletService method except Register and Login needs `authorization: Bearer
+Every WalletService method except Register and Login, and every fraud.v1.FraudAdmin
+method the wallet forwards (wallet_service/fraud_admin_proxy.py), needs `authorization: Bearer
 <jwt>` metadata. The user is loaded from the database on each call (so deletion or
 demotion takes effect at once) and bound to a context variable for the servicer.
 Health and reflection are left open on purpose.
@@ -25,6 +26,7 @@ from wallet_service.models import User
 
 SERVICE_PREFIX = "/wallet.v1.WalletService/"
 PUBLIC_METHODS = frozenset({SERVICE_PREFIX + "Register", SERVICE_PREFIX + "Login"})
+AUTHENTICATED_PREFIXES = (SERVICE_PREFIX, "/fraud.v1.FraudAdmin/")
 
 _current_user: ContextVar[User | None] = ContextVar("current_user", default=None)
 
@@ -56,7 +58,7 @@ class AuthInterceptor(ServerInterceptorBase):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
         handler = continuation(handler_call_details)
-        if not method.startswith(SERVICE_PREFIX) or method in PUBLIC_METHODS:
+        if not method.startswith(AUTHENTICATED_PREFIXES) or method in PUBLIC_METHODS:
             return handler
 
         def wrap(inner: UnaryBehavior) -> UnaryBehavior:

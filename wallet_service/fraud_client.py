@@ -12,7 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
 from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
-from wallet_service.scoring import ScoreInput, ScorerUnavailable
+from wallet_service.scoring import ScoreInput, ScorerUnavailable, SnoozeInput, SnoozeRefused
+
+# A review waits for its snooze to be recorded; generous, it is not on the money path.
+SNOOZE_TIMEOUT_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class GrpcFraudScorer:
     def __init__(self, address: str, *, timeout_seconds: float) -> None:
         self._channel = grpc.insecure_channel(address)
         self._stub = fraud_pb2_grpc.FraudServiceStub(self._channel)
+        self._admin = fraud_pb2_grpc.FraudAdminStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout_seconds
 
@@ -59,6 +63,22 @@ class GrpcFraudScorer:
         if len(reply.verdicts) != len(movements):
             raise ScorerUnavailable("fraud service answered a different number of verdicts")
         return [_verdict(v) for v in reply.verdicts]
+
+    def snooze(self, request: SnoozeInput) -> None:
+        message = fraud_pb2.SnoozeRulesRequest(
+            username=request.username,
+            rules=list(request.rule_ids),
+            days=request.days,
+            transaction_id=request.transaction_id,
+            note=request.note,
+        )
+        metadata = ((REQUEST_ID_HEADER, current_request_id()), ("x-actor", request.actor))
+        try:
+            self._admin.SnoozeRules(message, timeout=SNOOZE_TIMEOUT_SECONDS, metadata=metadata)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # type: ignore[attr-defined]
+                raise SnoozeRefused(exc.details() or "snooze refused") from exc  # type: ignore[attr-defined]
+            raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc  # type: ignore[attr-defined]
 
     def is_serving(self) -> bool:
         try:
@@ -94,6 +114,8 @@ def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
             user_id=movement.user_id,
             counterparty_id=movement.counterparty_id or "",
             occurred_at=iso_utc(movement.occurred_at),
+            username=movement.username,
+            counterparty_username=movement.counterparty_username,
         ),
         features=fraud_pb2.Features(
             account_age_seconds=f.account_age_seconds,

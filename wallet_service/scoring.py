@@ -31,6 +31,26 @@ class ScoreInput:
     counterparty_id: str | None
     occurred_at: datetime
     features: MovementFeatures
+    # Canonical usernames (wallet_service.identity): the fraud service's block and allow
+    # lists are lists of names, as admins know users.
+    username: str = ""
+    counterparty_username: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnoozeInput:
+    """A cleared review's request: skip `rule_ids` for `username` for `days`."""
+
+    username: str  # canonical
+    rule_ids: tuple[str, ...]
+    days: int
+    transaction_id: str
+    note: str
+    actor: str  # the reviewing admin
+
+
+class SnoozeRefused(ValueError):
+    """The fraud service refused the snooze (e.g. a rule id it cannot snooze)."""
 
 
 class Scorer(Protocol):
@@ -40,6 +60,9 @@ class Scorer(Protocol):
     def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
         """One verdict per movement, in order (one round trip), or ScorerUnavailable.
         Each movement's features must already count the earlier ones (`with_earlier`)."""
+
+    def snooze(self, request: SnoozeInput) -> None:
+        """Recorded by the fraud service, or SnoozeRefused / ScorerUnavailable."""
 
     def close(self) -> None: ...
 
@@ -61,6 +84,9 @@ class ThresholdScorer:
 
     def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
         return [self.score(m) for m in movements]
+
+    def snooze(self, request: SnoozeInput) -> None:
+        raise ScorerUnavailable("snoozes need the fraud service (FRAUD_ADDR)")
 
     def close(self) -> None:
         return None

@@ -27,6 +27,7 @@ from wallet_service.channels import (
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.errors import WalletError
 from wallet_service.events import RetryPolicy
+from wallet_service.fraud_admin_proxy import FraudAdminProxy
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
@@ -58,6 +59,7 @@ class WalletServer:
     health: health.HealthServicer
     monitor: FraudReachabilityMonitor | None
     notifier: Notifier | None = None
+    fraud_admin: FraudAdminProxy | None = None
 
     def start(self) -> None:
         self.server.start()
@@ -76,6 +78,8 @@ class WalletServer:
             self.monitor.stop()
         if self.notifier:
             self.notifier.stop()
+        if self.fraud_admin:
+            self.fraud_admin.close()
         self.service.writer.close()
         self.service.scorer.close()
         self.service.money_quota.limiter.close()
@@ -160,6 +164,8 @@ def create_server(settings: WalletSettings) -> WalletServer:
         ],
     )
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
+    fraud_admin = FraudAdminProxy(service, settings.fraud_address)
+    server.add_generic_rpc_handlers((fraud_admin,))
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     monitor = None
     if isinstance(service.scorer, GrpcFraudScorer):
@@ -168,7 +174,7 @@ def create_server(settings: WalletSettings) -> WalletServer:
             service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
         )
     notifier = build_notifier(settings.notify, service.store) if settings.notify.enabled else None
-    return WalletServer(server, port, service, health_servicer, monitor, notifier)
+    return WalletServer(server, port, service, health_servicer, monitor, notifier, fraud_admin)
 
 
 def build_notifier(settings: NotifySettings, store: WalletStore) -> Notifier:

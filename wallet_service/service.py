@@ -63,7 +63,14 @@ from wallet_service.models import (
     utc_now,
 )
 from wallet_service.money import CurrencyBook
-from wallet_service.scoring import ScoreInput, Scorer, ScorerUnavailable, with_earlier
+from wallet_service.scoring import (
+    ScoreInput,
+    Scorer,
+    ScorerUnavailable,
+    SnoozeInput,
+    SnoozeRefused,
+    with_earlier,
+)
 from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -75,6 +82,10 @@ class AdminBootstrapRefused(Exception):
     existing tokens (and whoever holds its password) admin rights, so the wallet stops."""
 
 
+MAX_SNOOZE_DAYS = 365
+# Not rules of the live set: a block-list entry is removed, not snoozed; "unscored" is
+# the wallet's own mark for a movement the fraud service never saw.
+UNSNOOZABLE_RULES = frozenset({"block_list", "unscored"})
 _CURSOR_PREFIX = "v1:"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -562,6 +573,8 @@ class WalletService:
             counterparty_id=recipient.id if recipient else None,
             occurred_at=now,
             features=features,
+            username=canonical_username(caller.username),
+            counterparty_username=canonical_username(recipient.username) if recipient else "",
         )
 
     def _verdicts(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:
@@ -647,12 +660,31 @@ class WalletService:
     # -- administration -----------------------------------------------------------------
 
     def review(
-        self, caller: User, *, tx_id: str, resolution: str, note: str, freeze: bool = False
+        self,
+        caller: User,
+        *,
+        tx_id: str,
+        resolution: str,
+        note: str,
+        freeze: bool = False,
+        snooze_days: int = 0,
     ) -> Transaction:
         """Resolve a flagged transaction; with `freeze` (confirmed_fraud only) its initiator
-        is frozen in the same database transaction as the review."""
+        is frozen in the same database transaction as the review. With `snooze_days`
+        (cleared only) the rules that hit are snoozed for its initiator first, in the fraud
+        service: a snooze is an idempotent upsert there, so if the review then fails (say a
+        concurrent review won) a retry is safe, whereas a review recorded without its
+        snooze could not be retried."""
         _require_admin(caller)
         status = _review_status(resolution)
+        if snooze_days and status is not ReviewStatus.CLEARED:
+            raise InvalidArgument(
+                "snooze_requires_cleared", "Only a cleared review can snooze rules"
+            )
+        if not 0 <= snooze_days <= MAX_SNOOZE_DAYS:
+            raise InvalidArgument(
+                "invalid_snooze_days", f"snooze_days must be between 1 and {MAX_SNOOZE_DAYS}"
+            )
         if status is ReviewStatus.PENDING:
             raise InvalidArgument(
                 "invalid_resolution", "resolution must be cleared or confirmed_fraud"
@@ -665,6 +697,8 @@ class WalletService:
             raise NotFound("transaction_not_found", "Flagged transaction not found")
         note = _note(note)
         freeze_reason = (note or f"confirmed fraud on transaction {tx_id}") if freeze else None
+        if snooze_days:
+            self._snooze_hits(caller, tx_id=tx_id, days=snooze_days, note=note)
         reviewed = self.store.review_transaction(
             tx_id=tx_id,
             resolution=status,
@@ -674,6 +708,36 @@ class WalletService:
             freeze_reason=freeze_reason,
         )
         return transaction_for(caller, reviewed)
+
+    def _snooze_hits(self, caller: User, *, tx_id: str, days: int, note: str) -> None:
+        found = self.store.get_transaction(tx_id)
+        if found is None or not found.flagged or found.review_status is not ReviewStatus.PENDING:
+            return  # the review itself refuses it, with its usual error
+        initiator = self.store.get_user(found.initiated_by)
+        rule_ids = tuple(
+            sorted(
+                {r.rule_id for r in (found.verdict.reasons if found.verdict else ())}
+                - UNSNOOZABLE_RULES
+            )
+        )
+        if initiator is None or not rule_ids:
+            raise InvalidArgument(
+                "nothing_to_snooze", "This transaction has no rule hit that can be snoozed"
+            )
+        request = SnoozeInput(
+            username=canonical_username(initiator.username),
+            rule_ids=rule_ids,
+            days=days,
+            transaction_id=tx_id,
+            note=note,
+            actor=caller.username,
+        )
+        try:
+            self.scorer.snooze(request)
+        except SnoozeRefused as exc:
+            raise InvalidArgument("snooze_refused", str(exc)) from exc
+        except ScorerUnavailable as exc:
+            raise Unavailable("fraud_unavailable", f"Snooze not recorded: {exc}") from exc
 
     def freeze_user(self, caller: User, *, username: str, reason: str) -> User:
         """Stop a user sending or receiving money (reads and login still work). Freezing a
@@ -692,6 +756,10 @@ class WalletService:
         _require_admin(caller)
         target = self._admin_target(caller, username, verb="unfreeze")
         return user_for(caller, self.store.unfreeze_user(user_id=target.id))
+
+    def require_admin(self, caller: User) -> None:
+        """For calls the wallet forwards on its admins' behalf (fraud_admin_proxy)."""
+        _require_admin(caller)
 
     def _admin_target(self, caller: User, username: str, *, verb: str) -> User:
         if username == caller.username:

@@ -139,6 +139,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
                 resolution=request.resolution,
                 note=request.note,
                 freeze=request.freeze,
+                snooze_days=request.snooze_days,
             )
         )
 

@@ -43,6 +43,7 @@ async def review(
         resolution=body.resolution,
         note=body.note,
         freeze=body.freeze,
+        snooze_days=body.snooze_days,
     )
     reply = await svc.wallet.call(svc.wallet.stub.ReviewTransaction, request, caller)
     return s.AdminTransactionResultOut(

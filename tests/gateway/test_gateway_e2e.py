@@ -164,6 +164,7 @@ def test_the_whole_journey(api: httpx.Client, admin: Account) -> None:
         "fraud_score": item["fraud_score"],
         "fraud_decision": "REVIEW",
         "fraud_reasons": item["fraud_reasons"],
+        "fraud_rules_version": "1",  # the seeded version of the session fraud store
         "review_status": "pending",
         "reviewed_by": None,
         "reviewed_at": None,

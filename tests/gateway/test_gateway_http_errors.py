@@ -178,6 +178,10 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/flagged", "/transfers/batch",
         f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
         "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
+        "/admin/fraud/rulesets", "/admin/fraud/rulesets/{version}",
+        "/admin/fraud/rulesets/{version}/activate", "/admin/fraud/lists",
+        "/admin/fraud/lists/{list_name}", "/admin/fraud/lists/{list_name}/{username}",
+        "/admin/fraud/snoozes",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

@@ -167,6 +167,9 @@ def test_fraud_listens_where_the_wallets_dial(compose: dict[str, Any]) -> None:
     wallet = WalletSettings.from_env(environment(svc["wallet-1"]))
     assert host_port(wallet.fraud_address) == ("fraud", host_port(fraud.addr)[1])
     assert "healthcheck" in svc["fraud"]
+    # the fraud store: the wallet's PostgreSQL database (its tables are fraud_*)
+    assert make_url(fraud.database_url) == make_url(wallet.database_url)
+    assert depends(svc["fraud"]) == {"postgres": "service_healthy"}
 
 
 def test_gateway_is_published_and_reaches_both_replicas(compose: dict[str, Any]) -> None:

@@ -192,13 +192,21 @@ def test_admin_routes_exist() -> None:
 
 
 def _fill(path: str, targets: dict[str, str]) -> str:
-    return path.replace("{transaction_id}", targets["tx"]).replace("{username}", targets["victim"])
+    return (
+        path.replace("{transaction_id}", targets["tx"])
+        .replace("{username}", targets["victim"])
+        .replace("{version}", "1")
+        .replace("{list_name}", "block")
+    )
 
 
-BODIES = {
+# Valid bodies, so that what refuses the call is the role, not the shape of the body.
+BODIES: dict[str, dict[str, object]] = {
     "review": {"resolution": "cleared", "note": "x"},
     "reverse": {"reason": "x"},
     "freeze": {"reason": "x"},
+    "/admin/fraud/rulesets": {"rules": [{"kind": "large_amount", "params": {"threshold": 1}}]},
+    "/admin/fraud/lists/{list_name}": {"username": "someone"},
 }
 
 

@@ -21,6 +21,7 @@ from tests.support.database import (
     require_redis,
     set_role_in_database,
 )
+from tests.support.fraud_inputs import everything_at_once, features, movement, score_request
 from tests.support.fraud_standins import HeldFraud, held_fraud_server, serving_standin
 from tests.support.gateway import (
     RELAXED,
@@ -126,7 +127,9 @@ __all__ = [
     "deposit",
     "error_code",
     "error_reason",
+    "everything_at_once",
     "expect_error",
+    "features",
     "gateway_settings",
     "held_fraud_server",
     "hits",
@@ -134,6 +137,7 @@ __all__ = [
     "libpq_dsn",
     "login",
     "make_process",
+    "movement",
     "new_user",
     "pg_available",
     "redis_available",
@@ -144,6 +148,7 @@ __all__ = [
     "run_in",
     "run_to_exit",
     "running_gateway",
+    "score_request",
     "seen_by_admin",
     "send_burst",
     "serving_standin",

@@ -3,9 +3,11 @@ settings they start with."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import grpc
@@ -85,7 +87,12 @@ def stub_for(running: RunningWallet) -> Iterator[wallet_pb2_grpc.WalletServiceSt
 
 
 def start_fraud(**env: str) -> FraudServer:
-    """A started fraud server on a free loopback port; `env` as FRAUD_* variables."""
+    """A started fraud server on a free loopback port; `env` as FRAUD_* variables. Unless
+    `env` names one, it gets a fresh store of its own (seeded from the rules file), so no
+    test sees another's rule sets, lists or snoozes."""
+    if "FRAUD_DATABASE_URL" not in env:
+        directory = Path(tempfile.mkdtemp(prefix="fraud-store-"))
+        env["FRAUD_DATABASE_URL"] = f"sqlite:///{directory / 'fraud.db'}"
     server = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", **env}))
     server.start()
     return server

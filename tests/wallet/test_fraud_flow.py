@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -313,8 +314,14 @@ def wait_for_health(addr: str, service: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
-def test_wallet_health_reflects_whether_it_can_reach_fraud(make_wallet: object, mode: str) -> None:
-    fraud_server = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+def test_wallet_health_reflects_whether_it_can_reach_fraud(
+    make_wallet: object, mode: str, tmp_path: Path
+) -> None:
+    fraud_server = create_fraud_server(
+        FraudSettings.from_env(
+            {"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}"}
+        )
+    )
     fraud_server.start()
     running, _ = make_wallet(f"127.0.0.1:{fraud_server.port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
     serving, not_serving = (

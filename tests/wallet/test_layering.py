@@ -21,6 +21,7 @@ ADAPTERS = {
     "channels",  # SMTP, .eml files and webhooks over HTTP (the notifier's adapters)
     "database",  # SQLAlchemy engine and Alembic
     "fraud_client",  # gRPC client of fraud_service
+    "fraud_admin_proxy",  # forwards fraud.v1.FraudAdmin (gRPC) for admins
     "grpc_errors",  # gRPC status mapping
     "migrate",  # Alembic
     "peer_limits",  # gRPC interceptor

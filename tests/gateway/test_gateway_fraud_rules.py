@@ -1,0 +1,249 @@
+"""Rules as data through REST alone (gateway -> wallet -> fraud, real servers over HTTP),
+on both wallet stores: the issue's "done means" as far as built here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fraud_service.server import FraudServer, create_server
+from fraud_service.settings import FraudSettings
+from tests.support import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    PASSWORD,
+    CreateDatabase,
+    RunningWallet,
+    StartGateway,
+    assert_error,
+    database_url,
+    start_wallet,
+    unique_name,
+    wallet_settings,
+)
+
+READY_GUARD_SECONDS = 60.0
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_database_factory: CreateDatabase,
+    start_gateway: StartGateway,
+) -> Iterator[httpx.Client]:
+    """Its own fraud service (its activations must not reach other tests), wallet, gateway."""
+    fraud: FraudServer = create_server(
+        FraudSettings(addr="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'fraud.db'}")
+    )
+    fraud.start()
+    url = database_url(request.param, tmp_path, pg_database_factory)
+    wallet: RunningWallet = start_wallet(
+        wallet_settings(url, f"127.0.0.1:{fraud.port}"), request.param
+    )
+    try:
+        with httpx.Client(base_url=start_gateway(wallet.addr), timeout=15) as client:
+            wait_until_ready(client)
+            yield client
+    finally:
+        wallet.server.stop(0)
+        fraud.stop(None)
+
+
+def wait_until_ready(client: httpx.Client) -> None:
+    """The gateway's channel to the fresh wallet answers (/readyz); a hang guard only."""
+    deadline = time.monotonic() + READY_GUARD_SECONDS
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the gateway never reached the wallet"
+        time.sleep(0.05)
+
+
+def login(api: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = api.post("/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def new_user(api: httpx.Client) -> tuple[str, dict[str, str]]:
+    username = unique_name("user")
+    response = api.post("/register", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return username, login(api, username)
+
+
+@pytest.fixture
+def admin(api: httpx.Client) -> dict[str, str]:
+    return login(api, ADMIN_USERNAME, ADMIN_PASSWORD)
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def flagged_by_id(api: httpx.Client, admin: dict[str, str]) -> dict[str, dict[str, Any]]:
+    page = ok(api.get("/admin/flagged", params={"limit": 200}, headers=admin))
+    return {tx["tx_id"]: tx for tx in page["transactions"]}
+
+
+def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flagged(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    _, user = new_user(api)
+    sets = ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]
+    assert [(s["version"], s["status"]) for s in sets] == [(1, "live")]
+    draft = ok(
+        api.post(
+            "/admin/fraud/rulesets",
+            headers=admin,
+            json={
+                "description": "large amounts from 500 USD",
+                "rules": [{"kind": "large_amount", "params": {"threshold": 500.00}}],
+            },
+        ),
+        201,
+    )["rule_set"]
+    assert (draft["version"], draft["status"], draft["created_by"]) == (2, "draft", ADMIN_USERNAME)
+    assert draft["rules"] == [
+        {
+            "id": "large_amount",
+            "kind": "large_amount",
+            "decision": "REVIEW",
+            "score": 50,
+            "reason": "{description}",
+            "params": {"threshold": "500", "currency_thresholds": {}},  # canonical text
+        }
+    ]
+    activated = ok(api.post("/admin/fraud/rulesets/2/activate", headers=admin))["rule_set"]
+    assert (activated["status"], activated["activated_by"]) == ("live", ADMIN_USERNAME)
+    deposit = ok(api.post("/deposit", headers=user, json={"amount": "600.00"}), 201)
+    assert deposit["flagged"] is True
+    tx = flagged_by_id(api, admin)[deposit["transaction_id"]]
+    assert tx["fraud_rules_version"] == "2"
+    assert [r["rule_id"] for r in tx["fraud_reasons"]] == ["large_amount"]
+    statuses = {
+        s["version"]: s["status"]
+        for s in ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]
+    }
+    assert statuses == {1: "archived", 2: "live"}
+    assert ok(api.get("/admin/fraud/rulesets/1", headers=admin))["status"] == "archived"
+
+
+def test_a_cleared_flag_with_a_7_day_snooze_stops_the_same_flag_for_that_user(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    payroll, payroll_auth = new_user(api)
+    _, other_auth = new_user(api)
+    first = ok(api.post("/deposit", headers=payroll_auth, json={"amount": "10000.00"}), 201)
+    assert first["flagged"] is True
+    reasons = flagged_by_id(api, admin)[first["transaction_id"]]["fraud_reasons"]
+    assert {r["rule_id"] for r in reasons} == {"large_amount", "new_account"}
+    reviewed = ok(
+        api.post(
+            f"/admin/transactions/{first['transaction_id']}/review",
+            headers=admin,
+            json={"resolution": "cleared", "note": "monthly payroll", "snooze_days": 7},
+        )
+    )
+    assert reviewed["transaction"]["review_status"] == "cleared"
+    again = ok(api.post("/deposit", headers=payroll_auth, json={"amount": "10000.00"}), 201)
+    assert again["flagged"] is False
+    assert ok(api.post("/deposit", headers=other_auth, json={"amount": "10000.00"}), 201)["flagged"]
+    snoozes = ok(api.get("/admin/fraud/snoozes", params={"username": payroll}, headers=admin))
+    assert [
+        (x["username"], x["rule_id"], x["transaction_id"], x["created_by"])
+        for x in snoozes["snoozes"]
+    ] == [
+        (payroll.lower(), rule, first["transaction_id"], ADMIN_USERNAME)
+        for rule in ("large_amount", "new_account")
+    ]
+    assert_error(
+        api.post(
+            f"/admin/transactions/{again['transaction_id']}/review",
+            headers=admin,
+            json={"resolution": "confirmed_fraud", "snooze_days": 7},
+        ),
+        400,
+        "snooze_requires_cleared",
+    )
+
+
+def test_a_block_listed_user_is_refused_422_with_reason_block_list(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    mallory, mallory_auth = new_user(api)
+    bob, _ = new_user(api)
+    ok(api.post("/deposit", headers=mallory_auth, json={"amount": "20.00"}), 201)
+    entry = ok(
+        api.post(
+            "/admin/fraud/lists/block", headers=admin, json={"username": mallory, "note": "mule"}
+        ),
+        201,
+    )["entry"]
+    assert (entry["list"], entry["username"], entry["created_by"]) == (
+        "block",
+        mallory.lower(),
+        ADMIN_USERNAME,
+    )
+    refused = api.post("/transfer", headers=mallory_auth, json={"to_username": bob, "amount": "5"})
+    assert_error(refused, 422, "transaction_blocked")
+    history = ok(api.get("/transactions", headers=mallory_auth))["transactions"]
+    assert history[0]["status"] == "rejected"
+    rejected = flagged_by_id(api, admin)[history[0]["tx_id"]]
+    assert [r["rule_id"] for r in rejected["fraud_reasons"]] == ["block_list"]
+    assert ok(api.get("/balance", headers=mallory_auth))["balance"] == "20.00"
+    listed = ok(api.get("/admin/fraud/lists", params={"list": "block"}, headers=admin))
+    assert [e["username"] for e in listed["entries"]] == [mallory.lower()]
+    ok(api.delete(f"/admin/fraud/lists/block/{mallory}", headers=admin))
+    ok(api.post("/transfer", headers=mallory_auth, json={"to_username": bob, "amount": "5"}), 201)
+    assert_error(
+        api.delete(f"/admin/fraud/lists/block/{mallory}", headers=admin),
+        404,
+        "list_entry_not_found",
+    )
+
+
+def test_bad_rule_sets_are_400_naming_the_field_and_users_get_403(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    for rules, field in (
+        ([], "rules must not be empty"),
+        ([{"kind": "eval"}], "rules[0].kind"),
+        (
+            [{"kind": "velocity", "params": {"max_movements_per_hour": "1"}}],
+            "rules[0].params.max_movements_per_hour",
+        ),
+    ):
+        body = assert_error(
+            api.post("/admin/fraud/rulesets", headers=admin, json={"rules": rules}),
+            400,
+            "invalid_rule_set",
+        )
+        assert field in body["msg"]
+    assert_error(
+        api.post("/admin/fraud/rulesets/99/activate", headers=admin), 404, "rule_set_not_found"
+    )
+    _, user = new_user(api)
+    assert_error(api.get("/admin/fraud/rulesets", headers=user), 403, "admin_required")
+    assert_error(
+        api.post("/admin/fraud/lists/block", headers=user, json={"username": "someone"}),
+        403,
+        "admin_required",
+    )
+    assert len(ok(api.get("/admin/fraud/rulesets", headers=admin))["rule_sets"]) == 1
+
+
+def test_the_fraud_admin_routes_are_in_openapi(api: httpx.Client) -> None:
+    paths = ok(api.get("/openapi.json"))["paths"]
+    assert set(paths["/admin/fraud/rulesets"]) == {"get", "post"}
+    assert set(paths["/admin/fraud/rulesets/{version}/activate"]) == {"post"}
+    assert set(paths["/admin/fraud/lists/{list_name}"]) == {"post"}
+    assert set(paths["/admin/fraud/lists/{list_name}/{username}"]) == {"delete"}
+    assert set(paths["/admin/fraud/lists"]) == {"get"}
+    assert set(paths["/admin/fraud/snoozes"]) == {"get"}
