@@ -10,6 +10,8 @@ from grpc_health.v1.health import HealthServicer
 
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields
+from common.telemetry import Telemetry, build_telemetry
+from fraud_service.metrics import FraudMetrics
 from fraud_service.servicer import FraudServicer
 from fraud_service.settings import FraudSettings
 
@@ -18,28 +20,44 @@ log = logging.getLogger("fraud_service")
 SERVICE_NAME = fraud_pb2.DESCRIPTOR.services_by_name["FraudService"].full_name
 
 
-def build_fraud_server(settings: FraudSettings) -> tuple[grpc.Server, int, HealthServicer]:
+def build_fraud_server(
+    settings: FraudSettings, telemetry: Telemetry
+) -> tuple[grpc.Server, int, HealthServicer]:
     """The bound, not yet started server, its real port and its health servicer."""
-    server, port = build_server(address=settings.addr, max_workers=settings.max_workers)
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(settings.rules), server)
+    server, port = build_server(
+        address=settings.addr, max_workers=settings.max_workers, telemetry=telemetry
+    )
+    servicer = FraudServicer(settings.rules, FraudMetrics(telemetry.registry))
+    fraud_pb2_grpc.add_FraudServiceServicer_to_server(servicer, server)
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     return server, port, health_servicer
 
 
-def create_server(settings: FraudSettings) -> tuple[grpc.Server, int]:
-    """The bound, not yet started server and its real port (port 0 in addr picks one)."""
-    server, port, _ = build_fraud_server(settings)
+def create_server(
+    settings: FraudSettings, telemetry: Telemetry | None = None
+) -> tuple[grpc.Server, int]:
+    """The bound, not yet started server and its real port (port 0 in addr picks one).
+    Pass a `telemetry` to read its metrics and spans (tests do); by default they are kept
+    in a registry nobody serves."""
+    server, port, _ = build_fraud_server(
+        settings, telemetry or build_telemetry("fraud_service", settings.telemetry)
+    )
     return server, port
 
 
 def serve(settings: FraudSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls for `grace_seconds`."""
-    server, port, health_servicer = build_fraud_server(settings)
+    telemetry = build_telemetry("fraud_service", settings.telemetry)
+    server, port, health_servicer = build_fraud_server(settings, telemetry)
+    metrics_port = telemetry.serve_metrics(settings.telemetry)
     log_fields(
         log,
         "listening",
         addr=settings.addr,
         port=port,
+        metrics_port=metrics_port,
         rules_version=settings.rules.rules_version,
     )
-    serve_until_signal(server, health_servicer, grace_seconds=settings.grace_seconds)
+    serve_until_signal(
+        server, health_servicer, grace_seconds=settings.grace_seconds, on_stop=telemetry.close
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
+from fraud_service.metrics import FraudMetrics
 from fraud_service.rules import (
     Decision,
     Features,
@@ -70,8 +72,9 @@ def verdict_to_proto(verdict: Verdict) -> fraud_pb2.ScoreResponse:
 
 
 class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
-    def __init__(self, config: FraudConfig) -> None:
+    def __init__(self, config: FraudConfig, metrics: FraudMetrics | None = None) -> None:
         self._config = config
+        self._metrics = metrics
 
     def Score(
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
@@ -81,7 +84,10 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
             features = features_from_proto(request.features)
         except InvalidInput as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        started = time.perf_counter()
         verdict = evaluate(movement, features, self._config)
+        if self._metrics is not None:
+            self._metrics.verdict(verdict, time.perf_counter() - started)
         log_fields(
             log,
             "scored",

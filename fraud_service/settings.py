@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from common.config import env_choice, env_float, env_int, env_str
+from common.telemetry import TelemetrySettings
 from fraud_service.config import load_config
 from fraud_service.rules import FraudConfig
 
@@ -19,6 +20,7 @@ class FraudSettings:
     grace_seconds: float = 5.0
     log_level: str = "info"
     rules: FraudConfig = field(default_factory=FraudConfig)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FraudSettings:
@@ -29,4 +31,5 @@ class FraudSettings:
             grace_seconds=env_float(env, "FRAUD_GRACE_SECONDS", cls.grace_seconds),
             log_level=env_choice(env, "LOG_LEVEL", cls.log_level, LOG_LEVELS),
             rules=load_config(env),
+            telemetry=TelemetrySettings.from_env(env, "FRAUD_METRICS_PORT"),
         )

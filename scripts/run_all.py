@@ -92,6 +92,9 @@ def main() -> None:
     env.setdefault("FRAUD_ADDR", "127.0.0.1:50052")
     env.setdefault("GATEWAY_HOST", "127.0.0.1")
     env.setdefault("GATEWAY_PORT", "5000")
+    # Each process serves its own Prometheus scrape endpoint (the gateway: GET /metrics).
+    env.setdefault("FRAUD_METRICS_PORT", "9102")
+    env.setdefault("WALLET_METRICS_PORT", "9101")
     if not env.get("JWT_SECRET_KEY"):
         print(
             "JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "
@@ -116,6 +119,9 @@ def main() -> None:
             f"  wallet_service gRPC  {env['WALLET_ADDR']}"
             f"  (grpcurl -plaintext {env['WALLET_ADDR']} list)\n"
             f"  gateway        HTTP  {gateway}  (API docs: {gateway}/docs)\n"
+            f"  metrics        {gateway}/metrics"
+            f"  http://127.0.0.1:{env['WALLET_METRICS_PORT']}/metrics (wallet)"
+            f"  http://127.0.0.1:{env['FRAUD_METRICS_PORT']}/metrics (fraud)\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

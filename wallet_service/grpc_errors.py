@@ -74,7 +74,11 @@ def abort_with(context: grpc.ServicerContext, error: WalletError) -> NoReturn:
 
 class ErrorMappingInterceptor(ServerInterceptorBase):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
-    with a generic message, so no internals leak to clients."""
+    with a generic message, so no internals leak to clients. `on_error` sees each mapped
+    error with its method (metrics count login failures there)."""
+
+    def __init__(self, on_error: Callable[[str, WalletError], None] | None = None) -> None:
+        self._on_error = on_error
 
     def intercept_service(
         self,
@@ -86,6 +90,8 @@ class ErrorMappingInterceptor(ServerInterceptorBase):
                 try:
                     return inner(request, context)
                 except WalletError as error:
+                    if self._on_error is not None:
+                        self._on_error(handler_call_details.method, error)
                     abort_with(context, error)
                 except Exception:
                     if context.code() is not None:  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from common.config import (
     env_str,
 )
 from common.ratelimit import RateLimit, env_rate_limit
+from common.telemetry import TelemetrySettings
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
 
@@ -63,6 +64,7 @@ class WalletSettings:
     login_per_peer: RateLimit
     money_per_user: RateLimit
     log_level: str
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
@@ -107,6 +109,7 @@ class WalletSettings:
             ),
             money_per_user=env_rate_limit(env, "MONEY_RATE_LIMIT_PER_USER", RateLimit(60, 60)),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            telemetry=TelemetrySettings.from_env(env, "WALLET_METRICS_PORT"),
         )
 
     @property
