@@ -37,11 +37,11 @@ from typing import Any
 
 import grpc
 import httpx
-from google.rpc import error_details_pb2, status_pb2
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from bench import wrk_driver
 from bench.procstat import cpu_delta, cpu_snapshot
+from common.rpc_errors import decode_rpc_error
 
 PASSWORD = "bench-password-123"
 CURRENCY = "USD"
@@ -115,17 +115,8 @@ class GrpcTarget(Target):
 
 
 def _grpc_error_code(exc: grpc.aio.AioRpcError) -> str:
-    code = exc.code().name
-    metadata: tuple[tuple[str, str | bytes], ...] = tuple(exc.trailing_metadata() or ())  # type: ignore[arg-type]
-    for key, value in metadata:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    return f"{code}/{info.reason}"
-    return code
+    decoded = decode_rpc_error(exc)
+    return f"{decoded.code.name}/{decoded.reason}" if decoded.reason else decoded.code.name
 
 
 class HttpTarget(Target):

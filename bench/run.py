@@ -293,12 +293,12 @@ class Bench:
             )
             _log(f"{system} {layout} c={clients}: services ready, load generator starting")
             result = _run_loadgen(spec, cell_dir)
-            result["exit_codes"] = {s.name: s.stop() for s in reversed(started)}
+            result["exit_codes"] = {s.name: s.terminate() for s in reversed(started)}
             started.clear()
             return result
         finally:
             for service in reversed(started):
-                service.stop()
+                service.terminate()
 
     def _profile_targets(
         self, system: str, layout: str, clients: int, started: list[Service]
@@ -339,7 +339,7 @@ class Bench:
                         rows.append(row)
         finally:
             if self.fraud is not None:
-                self.fraud.stop()
+                self.fraud.terminate()
         return rows
 
 

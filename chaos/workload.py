@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
+
+from common.rpc_errors import error_reason
 
 PASSWORD = "chaos-password-123"
 CURRENCIES: dict[str, int] = {"USD": 2, "EUR": 2, "JPY": 0}
@@ -38,21 +38,6 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
-
-
-def error_reason(error: grpc.RpcError) -> str:
-    try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    except ValueError:
-        return ""
-    if status is None:
-        return ""
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return ""
 
 
 @dataclass

@@ -201,19 +201,41 @@ def serve_until_signal(
     grace_seconds: float,
     on_stop: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT, then report NOT_SERVING, drain in-flight calls and return."""
+    """Run until SIGTERM/SIGINT, then report NOT_SERVING, drain in-flight calls and return.
+
+    Only the first signal starts the stop; a repeated one (an impatient operator, a
+    supervisor that repeats SIGTERM) is logged and changes nothing: the drain goes on and
+    the exit code stays 0. Once drained, both signals are ignored, because the interpreter
+    restores the default (fatal) action of Python-handled signals while it shuts down, and
+    a late SIGTERM there would turn a clean exit into -15. SIGKILL is the way to cut a
+    drain short.
+    """
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
-        log_fields(log, "stopping", signal=signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log_fields(log, "still draining", signal=name)
+            return
+        log_fields(log, "stopping", signal=name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server.start()
-    stop.wait()
+    _wait_handling_signals(stop)
     health_servicer.enter_graceful_shutdown()
-    server.stop(grace_seconds).wait()
+    _wait_handling_signals(server.stop(grace_seconds))
     if on_stop is not None:
         on_stop()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     log_fields(log, "stopped")
+
+
+def _wait_handling_signals(event: threading.Event) -> None:
+    """Wait for `event`, waking now and then: a Python signal handler runs only when the
+    main thread runs bytecode, and a signal the kernel handed to another thread (it does
+    when the main thread already has one pending) would not wake a plain `wait()`."""
+    while not event.wait(0.1):
+        pass

@@ -10,25 +10,24 @@ gets a generic 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.limits import IDEMPOTENCY_KEY_RULE
 from common.logs import log_fields
 from common.request_context import current_request_id
+from common.rpc_errors import RpcErrorDetails, decode_rpc_error
 
 log = logging.getLogger("gateway.errors")
 
-_DETAILS_KEY = "grpc-status-details-bin"
 _WALLET_DOMAIN = "wallet"
 
 HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
@@ -86,50 +85,26 @@ def request_id_of(request: Request) -> str:
 # --- gRPC -> HTTP -------------------------------------------------------------------------------
 
 
-def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    # grpc.aio yields (key, value) tuples here; grpc-stubs types them as sync-API objects.
-    metadata: Iterable[tuple[str, str | bytes]] = cast(Any, error.trailing_metadata()) or ()
-    for key, value in metadata:
-        if key == _DETAILS_KEY and isinstance(value, bytes):
-            try:
-                return status_pb2.Status.FromString(value)
-            except DecodeError:
-                return None
-    return None
-
-
-def _error_info(status: status_pb2.Status | None) -> error_details_pb2.ErrorInfo | None:
-    for detail in status.details if status else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info) and info.domain == _WALLET_DOMAIN and info.reason:
-            return info
-    return None
-
-
-def _retry_after(status: status_pb2.Status | None) -> dict[str, str]:
-    for detail in status.details if status else ():
-        info = error_details_pb2.RetryInfo()
-        if detail.Unpack(info) and info.HasField("retry_delay"):
-            seconds = info.retry_delay.seconds + (1 if info.retry_delay.nanos else 0)
-            return {"Retry-After": str(max(1, seconds))}
-    return {}
-
-
 def from_rpc_error(error: grpc.aio.AioRpcError) -> ApiError | None:
     """The client-facing error for a failed wallet call; None means "unexpected, give a 500"."""
     http_status = HTTP_STATUS_BY_GRPC.get(error.code())
     if http_status is None:
         return None
-    status = _rich_status(error)
-    info = _error_info(status)
-    if info is not None:
-        message = error.details() or info.reason
-        code = info.reason
+    decoded = decode_rpc_error(error)
+    if decoded.domain == _WALLET_DOMAIN and decoded.reason:
+        code = decoded.reason
+        message = decoded.message or decoded.reason
     else:
-        code = error.code().name.lower()
-        message = _TRANSPORT_MESSAGES.get(error.code()) or error.details() or code
-    headers = _retry_after(status) if http_status == 429 else {}
+        code = decoded.code.name.lower()
+        message = _TRANSPORT_MESSAGES.get(decoded.code) or decoded.message or code
+    headers = _retry_after(decoded) if http_status == 429 else {}
     return ApiError(http_status, code, message, headers)
+
+
+def _retry_after(decoded: RpcErrorDetails) -> dict[str, str]:
+    if decoded.retry_delay_seconds is None:
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(decoded.retry_delay_seconds)))}
 
 
 # --- request validation -----------------------------------------------------------------------

@@ -9,80 +9,49 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from common.config import current_env, load_env_file
+from common.processes import Probe, ServiceError, ServiceProcess, grpc_serving, http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 30
 
 
-def grpc_serving(addr: str) -> Callable[[], bool]:
-    def check() -> bool:
-        with grpc.insecure_channel(addr) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-    return check
-
-
-def http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    return check
-
-
 class Supervisor:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: list[ServiceProcess] = []
 
-    def start(self, name: str, module: str, ready: Callable[[], bool]) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=self.env)
-        self.children.append((name, proc))
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(
-                    f"{name} did not start (exit code {proc.poll()}); see its log above"
-                )
-            time.sleep(0.2)
+    def start(self, name: str, module: str, ready: Probe) -> None:
+        # No log_dir: the services log to this terminal.
+        child = ServiceProcess(name, module, self.env, cwd=ROOT)
+        self.children.append(child)
+        child.start()
+        try:
+            child.wait_ready(ready, timeout=START_TIMEOUT_SECONDS)
+        except ServiceError as exc:
+            self.stop()
+            raise SystemExit(f"{exc}; see its log above") from exc
 
     def wait(self) -> int:
         while True:
-            for name, proc in self.children:
-                code = proc.poll()
+            for child in self.children:
+                code = child.returncode
                 if code is not None:
-                    print(f"{name} exited with code {code}; stopping the others", file=sys.stderr)
+                    print(
+                        f"{child.name} exited with code {code}; stopping the others",
+                        file=sys.stderr,
+                    )
                     self.stop()
                     return code or 1
             time.sleep(0.5)
 
     def stop(self) -> None:
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.children):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for child in reversed(self.children):
+            child.request_stop()  # all drain at once, then each is waited for
+        for child in reversed(self.children):
+            child.terminate()
 
 
 def main() -> None:
@@ -110,9 +79,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
     gateway = f"http://{env['GATEWAY_HOST']}:{env['GATEWAY_PORT']}"
     try:
-        supervisor.start("fraud_service", "fraud_service", grpc_serving(env["FRAUD_ADDR"]))
-        supervisor.start("wallet_service", "wallet_service", grpc_serving(env["WALLET_ADDR"]))
-        supervisor.start("gateway", "gateway", http_ok(f"{gateway}/healthz"))
+        supervisor.start("fraud_service", "fraud_service", lambda: grpc_serving(env["FRAUD_ADDR"]))
+        supervisor.start(
+            "wallet_service", "wallet_service", lambda: grpc_serving(env["WALLET_ADDR"])
+        )
+        supervisor.start("gateway", "gateway", lambda: http_ok(f"{gateway}/healthz"))
         print(
             "\nDigital wallet is running:\n"
             f"  fraud_service  gRPC  {env['FRAUD_ADDR']}\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.smoke import smoke
-from tests.conftest import require_postgres
+from tests.support import require_postgres
+from tests.support.chaos_smoke import smoke
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.smoke import smoke
+from tests.support.chaos_smoke import smoke
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from fraud_service.rules import Decision, FraudConfig, VelocitySettings
-from fraud_service.server import create_server
+from fraud_service.server import FraudServer, create_server
 from fraud_service.settings import FraudSettings
 
 StartServer = Callable[[FraudConfig], grpc.Channel]
@@ -22,13 +22,13 @@ StartServer = Callable[[FraudConfig], grpc.Channel]
 @pytest.fixture
 def start_server() -> Iterator[StartServer]:
     """Starts servers with the given rules on 127.0.0.1:0; stops them after the test."""
-    running: list[tuple[grpc.Server, grpc.Channel]] = []
+    running: list[tuple[FraudServer, grpc.Channel]] = []
 
     def start(config: FraudConfig) -> grpc.Channel:
         settings = FraudSettings(addr="127.0.0.1:0", max_workers=2, rules=config)
-        server, port = create_server(settings)
+        server = create_server(settings)
         server.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         running.append((server, channel))
         return channel
 
@@ -70,7 +70,7 @@ def score_request(
 
 def score(channel: grpc.Channel, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
     stub = fraud_pb2_grpc.FraudServiceStub(channel)
-    return stub.Score(request, timeout=5, metadata=[("x-request-id", "fraud-test-1")])
+    return stub.Score(request, timeout=5, metadata=(("x-request-id", "fraud-test-1"),))
 
 
 def test_ordinary_movement_is_allowed(channel: grpc.Channel) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_helpers import assert_error, unique
 
 from common.limits import (
     DEFAULT_PAGE_SIZE,
@@ -19,6 +18,7 @@ from common.limits import (
     MAX_PAGE_SIZE,
     MAX_USERNAME_INPUT_LENGTH,
 )
+from tests.support import assert_error, unique_name
 
 IDEMPOTENT_ROUTES = [
     ("/deposit", "post"),
@@ -123,7 +123,7 @@ def api(gateway_url: str) -> Iterator[httpx.Client]:
 def test_the_wallet_accepts_the_longest_advertised_key(api: httpx.Client) -> None:
     """Against the real wallet (both stores): the gateway's limit is not tighter than the
     wallet's, and a replay with that key answers the same transaction."""
-    credentials = {"username": unique("limits"), "password": "correct horse battery"}
+    credentials = {"username": unique_name("limits"), "password": "correct horse battery"}
     assert api.post("/register", json=credentials).status_code == 201
     token = api.post("/login", json=credentials).json()["access_token"]
     headers = {

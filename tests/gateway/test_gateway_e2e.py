@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from gateway_helpers import StartGateway, assert_error, unique
 
 from gateway.settings import RateLimit
-from tests.conftest import TEST_JWT_SECRET
+from tests.support import TEST_JWT_SECRET, Account, StartGateway, assert_error, unique_name
 
 PASSWORD = "correct horse battery"
 
@@ -25,12 +24,6 @@ PASSWORD = "correct horse battery"
 def api(gateway_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway_url, timeout=15) as client:
         yield client
-
-
-@pytest.fixture
-def admin(api: httpx.Client, admin_credentials: tuple[str, str]) -> dict[str, str]:
-    username, password = admin_credentials
-    return login(api, username, password)
 
 
 def register(api: httpx.Client, username: str) -> dict[str, Any]:
@@ -47,7 +40,7 @@ def login(api: httpx.Client, username: str, password: str = PASSWORD) -> dict[st
 
 
 def new_user(api: httpx.Client, prefix: str = "user") -> tuple[str, dict[str, str]]:
-    username = unique(prefix)
+    username = unique_name(prefix)
     register(api, username)
     return username, login(api, username)
 
@@ -58,8 +51,8 @@ def deposit(api: httpx.Client, auth: dict[str, str], amount: Any, **headers: str
     )
 
 
-def test_the_whole_journey(api: httpx.Client, admin: dict[str, str]) -> None:
-    alice, bob = unique("alice"), unique("bob")
+def test_the_whole_journey(api: httpx.Client, admin: Account) -> None:
+    alice, bob = unique_name("alice"), unique_name("bob")
 
     registered = register(api, alice)
     assert registered == {
@@ -155,7 +148,7 @@ def test_the_whole_journey(api: httpx.Client, admin: dict[str, str]) -> None:
         "balance": "10060.05",
         "replayed": False,
     }
-    flagged = api.get("/admin/flagged", headers=admin).json()
+    flagged = api.get("/admin/flagged", headers=admin.auth_header).json()
     item = next(tx for tx in flagged["transactions"] if tx["tx_id"] == big_id)
     assert item == {
         "tx_id": big_id,
@@ -183,7 +176,7 @@ def test_the_whole_journey(api: httpx.Client, admin: dict[str, str]) -> None:
     reviewed = api.post(
         f"/admin/transactions/{big_id}/review",
         json={"resolution": "cleared", "note": "known customer"},
-        headers=admin,
+        headers=admin.auth_header,
     )
     assert reviewed.status_code == 200
     assert reviewed.json()["msg"] == "Review recorded"
@@ -279,7 +272,7 @@ def test_business_errors_map_to_their_statuses(api: httpx.Client) -> None:
     assert_error(
         api.post("/withdraw", json={"amount": "1.00"}, headers=auth), 422, "insufficient_funds"
     )
-    ghost = {"to_username": unique("ghost"), "amount": "1.00"}
+    ghost = {"to_username": unique_name("ghost"), "amount": "1.00"}
     response = api.post("/transfer", json=ghost, headers=auth)
     assert response.status_code == 404
     assert response.json()["error"]["code"] in {"recipient_not_found", "user_not_found"}
@@ -306,14 +299,14 @@ def test_a_user_deletes_their_empty_account(api: httpx.Client) -> None:
     assert_error(response, 401, "invalid_credentials")
 
 
-def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: dict[str, str]) -> None:
+def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: Account) -> None:
     username, auth = new_user(api)
     tx = deposit(api, auth, "30.00").json()["transaction_id"]
 
     reversed_ = api.post(
         f"/admin/transactions/{tx}/reverse",
         json={"reason": "card chargeback"},
-        headers={**admin, "Idempotency-Key": "rev-gateway-e2e"},
+        headers={**admin.auth_header, "Idempotency-Key": unique_name("rev")},  # the admin is shared
     )
     assert reversed_.status_code == 201, reversed_.text
     assert reversed_.json() == {
@@ -325,13 +318,13 @@ def test_admin_reverses_deletes_and_removes(api: httpx.Client, admin: dict[str, 
     }
     assert api.get("/balance", headers=auth).json()["balance"] == "0.00"
 
-    deleted = api.delete(f"/admin/transactions/{tx}", headers=admin)
+    deleted = api.delete(f"/admin/transactions/{tx}", headers=admin.auth_header)
     assert deleted.status_code == 200
     assert deleted.json()["msg"] == "Transaction deleted"
     assert deleted.json()["transaction"]["deleted"] is True
     assert_error(api.get(f"/transactions/{tx}", headers=auth), 404, "transaction_not_found")
 
-    removed = api.delete(f"/admin/users/{username}", headers=admin)
+    removed = api.delete(f"/admin/users/{username}", headers=admin.auth_header)
     assert removed.status_code == 200
     assert removed.json()["msg"] == "User deleted"
     assert removed.json()["user"]["username"] == username
@@ -342,7 +335,7 @@ def test_login_rate_limit_with_the_real_wallet(
 ) -> None:
     url = start_gateway(wallet_addr, login_per_username=RateLimit(limit=3, window_seconds=3600))
     with httpx.Client(base_url=url, timeout=15) as client:
-        victim, other = unique("victim"), unique("other")
+        victim, other = unique_name("victim"), unique_name("other")
         register(client, victim)
         register(client, other)
         wrong = {"username": victim, "password": "guess"}

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent import futures
+from functools import partial
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from gateway_helpers import assert_error
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.errors import HTTP_STATUS_BY_GRPC
-from tests.gateway_server import GatewayThread, gateway_settings
+from tests.support import (
+    GatewayThread,
+    assert_error,
+    gateway_settings,
+    running_gateway,
+    serving_standin,
+)
 
 AUTH = {"Authorization": "Bearer t0ken"}
 
@@ -96,27 +100,21 @@ class ScriptedWallet(wallet_pb2_grpc.WalletServiceServicer):
 
 @pytest.fixture(scope="module")
 def scripted_server() -> Iterator[tuple[ScriptedWallet, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    wallet = ScriptedWallet()
-    wallet_pb2_grpc.add_WalletServiceServicer_to_server(wallet, server)
-    health_servicer = health.HealthServicer()
-    health_servicer.set("wallet.v1.WalletService", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield wallet, f"127.0.0.1:{port}"
-    wallet.release.set()
-    server.stop(None)
+    wallet = ScriptedWallet()  # type: ignore[abstract]  # answers only what the tests call
+    add = partial(wallet_pb2_grpc.add_WalletServiceServicer_to_server, wallet)
+    with serving_standin(add, "wallet.v1.WalletService") as addr:
+        try:
+            yield wallet, addr
+        finally:
+            wallet.release.set()  # before the stop, which waits for held calls
 
 
 @pytest.fixture(scope="module")
 def scripted(scripted_server: tuple[ScriptedWallet, str]) -> Iterator[tuple[ScriptedWallet, str]]:
     """A gateway with the ordinary (generous) deadline in front of the stand-in."""
     wallet, addr = scripted_server
-    gateway = GatewayThread(gateway_settings(addr))
-    gateway.start()
-    yield wallet, gateway.url
-    gateway.stop()
+    with running_gateway(addr) as url:
+        yield wallet, url
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_helpers import StartGateway, assert_error
+
+from tests.support import StartGateway, assert_error
 
 AUTH = {"Authorization": "Bearer not-checked-because-the-wallet-is-down"}
 JSON = {"Content-Type": "application/json"}

@@ -5,10 +5,9 @@ down wallet is enough."""
 from __future__ import annotations
 
 import httpx
-from gateway_helpers import StartGateway, assert_error, unique
 
 from gateway.settings import RateLimit
-from tests.gateway_server import RELAXED
+from tests.support import RELAXED, StartGateway, assert_error, unique_name
 
 LOGIN_MESSAGE = "Too many login attempts, try again later"
 
@@ -21,7 +20,7 @@ def test_login_per_username_the_extra_attempt_is_429_and_others_pass(
     start_gateway: StartGateway, closed_addr: str
 ) -> None:
     url = start_gateway(closed_addr, login_per_username=RateLimit(limit=3, window_seconds=60))
-    alice, bob = unique("alice"), unique("bob")
+    alice, bob = unique_name("alice"), unique_name("bob")
     with httpx.Client(base_url=url, timeout=10) as client:
         assert [_login(client, alice).status_code for _ in range(3)] == [503, 503, 503]
         refused = _login(client, alice.upper())  # the same name in another case
@@ -33,8 +32,8 @@ def test_login_per_username_the_extra_attempt_is_429_and_others_pass(
 def test_login_per_ip(start_gateway: StartGateway, closed_addr: str) -> None:
     url = start_gateway(closed_addr, login_per_ip=RateLimit(limit=2, window_seconds=60))
     with httpx.Client(base_url=url, timeout=10) as client:
-        assert [_login(client, unique()).status_code for _ in range(2)] == [503, 503]
-        assert_error(_login(client, unique()), 429, "rate_limited", LOGIN_MESSAGE)
+        assert [_login(client, unique_name()).status_code for _ in range(2)] == [503, 503]
+        assert_error(_login(client, unique_name()), 429, "rate_limited", LOGIN_MESSAGE)
 
 
 def test_a_spoofed_x_forwarded_for_does_not_dodge_the_ip_limit(
@@ -42,10 +41,10 @@ def test_a_spoofed_x_forwarded_for_does_not_dodge_the_ip_limit(
 ) -> None:
     url = start_gateway(closed_addr, login_per_ip=RateLimit(limit=1, window_seconds=60))
     with httpx.Client(base_url=url, timeout=10) as client:
-        assert _login(client, unique()).status_code == 503
+        assert _login(client, unique_name()).status_code == 503
         spoofed = client.post(
             "/login",
-            json={"username": unique(), "password": "x"},
+            json={"username": unique_name(), "password": "x"},
             headers={"X-Forwarded-For": "203.0.113.9"},
         )
         assert spoofed.status_code == 429
@@ -54,7 +53,7 @@ def test_a_spoofed_x_forwarded_for_does_not_dodge_the_ip_limit(
 def test_register_per_ip(start_gateway: StartGateway, closed_addr: str) -> None:
     url = start_gateway(closed_addr, register_per_ip=RateLimit(limit=2, window_seconds=3600))
     with httpx.Client(base_url=url, timeout=10) as client:
-        body = {"username": unique(), "password": "long enough password"}
+        body = {"username": unique_name(), "password": "long enough password"}
         assert [client.post("/register", json=body).status_code for _ in range(2)] == [503, 503]
         refused = client.post("/register", json=body)
         assert_error(refused, 429, "rate_limited", "Too many registrations, try again later")
@@ -85,7 +84,7 @@ def test_replicas_sharing_redis_share_the_login_limit(
     }
     replica_1 = start_gateway(closed_addr, **limits)
     replica_2 = start_gateway(closed_addr, **limits)
-    carol = unique("carol")
+    carol = unique_name("carol")
     with httpx.Client(timeout=10) as client:
         codes = [
             client.post(f"{url}/login", json={"username": carol, "password": "x"}).status_code
@@ -94,5 +93,5 @@ def test_replicas_sharing_redis_share_the_login_limit(
         assert codes == [503, 503, 503]
         refused = client.post(f"{replica_2}/login", json={"username": carol, "password": "x"})
         assert_error(refused, 429, "rate_limited", LOGIN_MESSAGE)
-        other = client.post(f"{replica_2}/login", json={"username": unique(), "password": "x"})
+        other = client.post(f"{replica_2}/login", json={"username": unique_name(), "password": "x"})
         assert other.status_code == 503

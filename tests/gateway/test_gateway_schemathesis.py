@@ -10,7 +10,6 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
-from gateway_helpers import unique
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -20,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from tests.support import unique_name
 
 MAX_EXAMPLES = 15  # per operation: keeps the whole run well under a minute
 CHECKS = [
@@ -32,7 +32,7 @@ CHECKS = [
 
 @pytest.fixture(scope="session")
 def user_auth(gateway_url: str) -> dict[str, str]:
-    credentials = {"username": unique("fuzz"), "password": "correct horse battery"}
+    credentials = {"username": unique_name("fuzz"), "password": "correct horse battery"}
     with httpx.Client(base_url=gateway_url, timeout=15) as client:
         assert client.post("/register", json=credentials).status_code == 201
         token = client.post("/login", json=credentials).json()["access_token"]
@@ -55,7 +55,9 @@ def test_the_served_schema_is_the_tested_one(gateway_url: str) -> None:
 
 @schema.parametrize()
 def test_no_server_errors_and_no_schema_violations(
-    case: schemathesis.Case, gateway_url: str, user_auth: dict[str, str]
+    case: schemathesis.Case,  # type: ignore[type-arg]
+    gateway_url: str,
+    user_auth: dict[str, str],
 ) -> None:
     # DELETE /me would end the shared user's session for the rest of the run.
     headers = user_auth if (case.method, case.path) != ("DELETE", "/me") else {}

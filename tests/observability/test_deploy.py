@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from common.grpc_server import RpcMetricsInterceptor
 from fraud_service.metrics import FraudMetrics
 from gateway.metrics import GatewayMetrics
-from tests.conftest import IN_CI
+from tests.support import IN_CI
 from wallet_service.telemetry import WalletMetrics
 
 REPO = Path(__file__).resolve().parents[2]

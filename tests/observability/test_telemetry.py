@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -23,8 +25,13 @@ from common.logs import JsonFormatter
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import database_url, wallet_settings
-from tests.gateway_server import GatewayThread, gateway_settings
+from tests.support import (
+    CreateDatabase,
+    GatewayThread,
+    database_url,
+    gateway_settings,
+    wallet_settings,
+)
 from wallet_service.server import create_server as create_wallet_server
 
 PASSWORD = "correct horse battery"
@@ -65,17 +72,18 @@ class Trio:
 def trio(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    pg_database_factory: object,
+    pg_database_factory: CreateDatabase,
 ) -> Iterator[Trio]:
     fraud, wallet, gateway = (
         _process("fraud_service", serve=True),
         _process("wallet_service", serve=True),
         _process("gateway", serve=False),
     )
-    fraud_server, fraud_port = create_fraud_server(
+    fraud_server = create_fraud_server(
         FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}), fraud.telemetry
     )
     fraud_server.start()
+    fraud_port = fraud_server.port
     url = database_url(request.param, tmp_path_factory.mktemp("obs"), pg_database_factory)
     wallet_server = create_wallet_server(
         wallet_settings(url, f"127.0.0.1:{fraud_port}"), wallet.telemetry
@@ -86,7 +94,7 @@ def trio(
     yield Trio(fraud, wallet, gateway, thread.url)
     thread.stop()
     wallet_server.stop(0)
-    fraud_server.stop(0).wait()
+    fraud_server.stop(0)
     fraud.telemetry.close()
 
 
@@ -103,12 +111,10 @@ def _delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def _eventually(check: object, what: str) -> None:
+def _eventually(check: Callable[[], bool], what: str) -> None:
     """Waits for an event the server records just after answering (hang guard only)."""
-    import time
-
     deadline = time.monotonic() + 30
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.02)
 
@@ -123,8 +129,6 @@ def _user(client: httpx.Client, name: str) -> str:
 
 
 def _unique(prefix: str) -> str:
-    import uuid
-
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 

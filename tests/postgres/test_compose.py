@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from fraud_service.settings import FraudSettings
 from gateway.settings import GatewaySettings
-from tests.conftest import RunningWallet, start_wallet, wallet_settings
+from tests.support import RunningWallet, start_wallet, wallet_settings
 from wallet_service.settings import WalletSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,9 +19,18 @@ import pytest
 from sqlalchemy import func, select
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.helpers import bearer, error_reason, login, register
-from tests.postgres.conftest import Replicas, deadlock_count
-from tests.scoring_bursts import STRUCTURING, VELOCITY, hits, run_in
+from tests.support import (
+    STRUCTURING,
+    VELOCITY,
+    Replicas,
+    bearer,
+    deadlock_count,
+    error_reason,
+    hits,
+    login,
+    register,
+    run_in,
+)
 from wallet_service.ledger import verify_ledger
 from wallet_service.schema import accounts, ledger_entries, transactions, users
 
@@ -52,10 +61,7 @@ def new_client(stub: Stub) -> tuple[str, Metadata]:
 
 
 def refusal(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    try:
-        reason = error_reason(error)
-    except AssertionError:
-        reason = "<no ErrorInfo>"
+    reason = error_reason(error) or "<no ErrorInfo>"
     return error.code(), reason  # type: ignore[attr-defined]
 
 

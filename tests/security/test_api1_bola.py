@@ -8,15 +8,7 @@ import httpx
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.helpers import error_reason
-from tests.security.conftest import (
-    Account,
-    MakeUser,
-    Unchanged,
-    deposit,
-    error_code,
-    transfer,
-)
+from tests.support import Account, MakeUser, Unchanged, deposit, error_code, error_reason, transfer
 
 
 def _rpc_error(call: object, *args: object, **kwargs: object) -> grpc.RpcError:

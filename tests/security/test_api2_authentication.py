@@ -20,24 +20,24 @@ import jwt
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import TEST_JWT_SECRET, RunningWallet
-from tests.helpers import (
+from tests.support import (
     PASSWORD,
+    TEST_JWT_SECRET,
+    Account,
+    MakeUser,
+    RunningWallet,
+    StartGateway,
+    StartWallet,
+    Unchanged,
     bearer,
+    deposit,
     error_reason,
     login,
     register,
     retry_delay_seconds,
-    unique_name,
-)
-from tests.security.conftest import (
-    Account,
-    MakeUser,
-    StartWallet,
-    Unchanged,
-    deposit,
     set_role_in_database,
     stub_for,
+    unique_name,
     url_of,
 )
 from wallet_service.ledger import verify_ledger
@@ -271,11 +271,14 @@ def test_brute_force_login_is_limited(
 
 
 def test_rest_brute_force_login_is_limited(
-    stub: wallet_pb2_grpc.WalletServiceStub, start_gateway: Any, unchanged: Unchanged
+    stub: wallet_pb2_grpc.WalletServiceStub,
+    wallet: RunningWallet,
+    start_gateway: StartGateway,
+    unchanged: Unchanged,
 ) -> None:
     from gateway.settings import RateLimit
 
-    url = start_gateway(login_per_username=RateLimit(limit=3, window_seconds=3600))
+    url = start_gateway(wallet.addr, login_per_username=RateLimit(limit=3, window_seconds=3600))
     name = register(stub)
     with httpx.Client(base_url=url, timeout=20) as client, unchanged():
         statuses = [

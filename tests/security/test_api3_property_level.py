@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import select
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import PASSWORD
-from tests.security.conftest import Account, MakeUser, Unchanged, deposit, transfer
+from tests.support import PASSWORD, Account, MakeUser, RunningWallet, Unchanged, deposit, transfer
 from wallet_service.schema import accounts, users
 
 HASH_MARKERS = ("$argon2", "$scrypt", "password_hash", "pbkdf2")

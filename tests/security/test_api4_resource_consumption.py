@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from collections.abc import Callable
 
 import grpc
 import httpx
@@ -15,15 +14,22 @@ import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.settings import RateLimit
-from tests.conftest import RunningWallet
-from tests.helpers import PASSWORD, bearer, error_reason, login, retry_delay_seconds, unique_name
-from tests.security.conftest import (
+from tests.support import (
+    PASSWORD,
     Account,
     MakeUser,
+    RunningWallet,
+    StartGateway,
     StartWallet,
+    Stub,
     Unchanged,
+    bearer,
     deposit,
+    error_reason,
+    login,
+    retry_delay_seconds,
     stub_for,
+    unique_name,
 )
 
 MAX_PAGE = 200
@@ -283,8 +289,6 @@ def test_rest_long_currency_is_400_not_429(
 
 # -- request limits ----------------------------------------------------------------------------
 
-StartGateway = Callable[..., str]
-Stub = wallet_pb2_grpc.WalletServiceStub
 FORWARDED = "x-forwarded-for"
 
 
@@ -353,7 +357,7 @@ def test_rest_register_limit_in_the_wallet_applies_to_the_client_behind_the_gate
     address as the gateway saw it, with Retry-After from the wallet's RetryInfo."""
     limited = start_limited_wallet(WALLET_REGISTER_RATE_LIMIT_PER_PEER="2")
     # The test client poses as a proxy in front of the gateway, to play two browsers.
-    url = start_gateway(wallet_addr=limited.addr, forwarded_allow_ips="127.0.0.1")
+    url = start_gateway(limited.addr, forwarded_allow_ips="127.0.0.1")
 
     def register_from(client: httpx.Client, browser: str) -> httpx.Response:
         body = {"username": unique_name(), "password": PASSWORD}
@@ -373,7 +377,7 @@ def test_rest_register_limit_in_the_wallet_applies_to_the_client_behind_the_gate
 def test_rest_register_is_limited_per_ip_in_the_gateway(
     start_gateway: StartGateway, wallet: RunningWallet, unchanged: Unchanged
 ) -> None:
-    url = start_gateway(register_per_ip=RateLimit(limit=2, window_seconds=3600))
+    url = start_gateway(wallet.addr, register_per_ip=RateLimit(limit=2, window_seconds=3600))
     with httpx.Client(base_url=url, timeout=30) as client:
         bodies = [{"username": unique_name(), "password": PASSWORD} for _ in range(3)]
         assert [client.post("/register", json=b).status_code for b in bodies[:2]] == [201, 201]
@@ -421,7 +425,7 @@ def test_rest_money_limit_is_429_with_retry_after(
     start_limited_wallet: StartWallet, start_gateway: StartGateway
 ) -> None:
     limited = start_limited_wallet(MONEY_RATE_LIMIT_PER_USER="2")
-    url = start_gateway(wallet_addr=limited.addr)
+    url = start_gateway(limited.addr)
     with stub_for(limited) as stub, httpx.Client(base_url=url, timeout=30) as client:
         name = unique_name()
         stub.Register(wallet_pb2.RegisterRequest(username=name, password=PASSWORD))

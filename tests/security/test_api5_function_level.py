@@ -6,9 +6,6 @@ function fails this suite until it is classified here."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,22 +17,32 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.conftest import (
+from tests.support import (
+    PASSWORD,
+    STORES,
     TEST_JWT_SECRET,
+    Account,
+    CreateDatabase,
+    MakeUser,
     RunningWallet,
+    SpawnService,
+    Unchanged,
+    bearer,
     database_url,
+    db_snapshot,
+    deposit,
+    error_reason,
+    login,
+    register,
+    running_gateway,
     start_wallet,
+    unique_name,
     wallet_settings,
 )
-from tests.gateway_server import GatewayThread, gateway_settings
-from tests.helpers import PASSWORD, bearer, error_reason, login, register, unique_name
-from tests.security.conftest import Account, MakeUser, Unchanged, db_snapshot, deposit
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.ids import uuid7
 from wallet_service.models import Role, utc_now
 from wallet_service.store import SqlStore
-
-ROOT = Path(__file__).resolve().parents[2]
 
 USER_METHODS = {
     "Register",
@@ -235,8 +242,10 @@ def test_user_history_of_others_through_rest_is_refused(
 # -- the admin bootstrap (ADMIN_USERNAME / ADMIN_PASSWORD) ------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: object) -> str:
+@pytest.fixture(params=STORES)
+def fresh_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
+) -> str:
     """An empty database of each kind, for a wallet started just for one test."""
     return database_url(request.param, tmp_path, pg_database_factory)
 
@@ -248,7 +257,7 @@ def _store(url: str) -> SqlStore:
 
 
 def test_bootstrap_refuses_to_promote_an_existing_ordinary_account(
-    fresh_url: str, tmp_path: Path
+    fresh_url: str, spawn: SpawnService
 ) -> None:
     """The real process, ADMIN_USERNAME naming (in another case) someone's plain account:
     it must not start, must say why in one line naming the variable, and change nothing."""
@@ -258,34 +267,30 @@ def test_bootstrap_refuses_to_promote_an_existing_ordinary_account(
         user_id=uuid7(), username=name, password_hash="x", role=Role.USER, now=utc_now()
     )
     before = db_snapshot(store)
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-        "APP_ENV": "test",
-        "WALLET_ADDR": "127.0.0.1:0",
-        "WALLET_DATABASE_URL": fresh_url,
-        "JWT_SECRET_KEY": TEST_JWT_SECRET,
-        "FRAUD_ADDR": "",
-        "ADMIN_USERNAME": name.lower(),
-        "ADMIN_PASSWORD": "a strong admin password",
-    }
+    process = spawn(
+        "wallet",
+        "wallet_service",
+        APP_ENV="test",
+        WALLET_ADDR="127.0.0.1:0",
+        WALLET_DATABASE_URL=fresh_url,
+        JWT_SECRET_KEY=TEST_JWT_SECRET,
+        FRAUD_ADDR="",
+        ADMIN_USERNAME=name.lower(),
+        ADMIN_PASSWORD="a strong admin password",
+    )
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "wallet_service"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,  # hang guard: a wallet that starts anyway would serve until killed
-        )
+        process.start()
+        # hang guard: a wallet that starts anyway would serve until killed
+        returncode = process.wait(timeout=60)
         after = db_snapshot(store)
     finally:
         store.engine.dispose()
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if "ADMIN_USERNAME" in line]
-    assert len(lines) == 1, result.stderr
+    output = process.log_text()
+    assert returncode == 2, output
+    lines = [line for line in output.splitlines() if "ADMIN_USERNAME" in line]
+    assert len(lines) == 1, output
     assert "refusing to promote" in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in output
     assert after == before  # not promoted, not re-keyed
 
 
@@ -340,10 +345,8 @@ def unbootstrapped(fresh_url: str, fraud_addr: str) -> Iterator[tuple[RunningWal
     running = start_wallet(
         wallet_settings(fresh_url, fraud_addr, ADMIN_USERNAME=name, ADMIN_PASSWORD=""), "x"
     )
-    gateway = GatewayThread(gateway_settings(running.addr))
-    gateway.start()
-    yield running, gateway.url, name
-    gateway.stop()
+    with running_gateway(running.addr) as url:
+        yield running, url, name
     running.server.stop(0)
 
 

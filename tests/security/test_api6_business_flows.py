@@ -15,9 +15,17 @@ import httpx
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import PASSWORD, error_reason, login
-from tests.security.conftest import Account, MakeUser, Unchanged, deposit, transfer
+from tests.support import (
+    PASSWORD,
+    Account,
+    MakeUser,
+    RunningWallet,
+    Unchanged,
+    deposit,
+    error_reason,
+    login,
+    transfer,
+)
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 
@@ -191,16 +199,18 @@ def test_deposit_and_withdraw_replay_after_the_account_is_frozen(
 ) -> None:
     alice = make_user()
     deposit(stub, alice, "100.00")
-    rpc = stub.Deposit if call == "deposit" else stub.Withdraw
+    rpc: Callable[..., wallet_pb2.MovementResponse] = (
+        stub.Deposit if call == "deposit" else stub.Withdraw
+    )
     message = wallet_pb2.DepositRequest if call == "deposit" else wallet_pb2.WithdrawRequest
     request = message(amount="10.00", currency="USD", idempotency_key=f"{call}-k")
-    first = rpc(request, metadata=alice.metadata)  # type: ignore[operator]
+    first = rpc(request, metadata=alice.metadata)
     body = {"amount": "10.00", "currency": "USD"}
     first_rest = rest.post(f"/{call}", json=body, headers=_money(alice, f"{call}-rest"))
     assert first_rest.status_code == 201, first_rest.text
     _freeze(rest, admin, alice)
 
-    again = rpc(request, metadata=alice.metadata)  # type: ignore[operator]
+    again = rpc(request, metadata=alice.metadata)
     assert again.replayed and again.transaction.id == first.transaction.id
     again_rest = rest.post(f"/{call}", json=body, headers=_money(alice, f"{call}-rest"))
     assert again_rest.status_code == 201, again_rest.text

@@ -4,44 +4,35 @@ signing real tokens). The real process is started and must exit with one clear l
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from common.config import ConfigError
+from tests.support import SpawnService, run_to_exit
 from wallet_service.settings import WalletSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 SHORT = "s" * 31  # one byte under the minimum
 
 
 @pytest.mark.parametrize("app_env", ["development", "test", "production"])
 @pytest.mark.parametrize("secret", [SHORT, "changeme", "short-secret"])
 def test_a_short_secret_stops_the_wallet_in_every_environment(
-    tmp_path: Path, app_env: str, secret: str
+    spawn: SpawnService, tmp_path: Path, app_env: str, secret: str
 ) -> None:
-    env = {
-        **os.environ,
-        "APP_ENV": app_env,
-        "JWT_SECRET_KEY": secret,
-        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-        "WALLET_ADDR": "127.0.0.1:0",
-        "FRAUD_ADDR": "",
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "wallet_service"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,  # hang guard: a wallet that accepted the secret would serve until killed
+    code, output = run_to_exit(
+        spawn(
+            "wallet",
+            "wallet_service",
+            APP_ENV=app_env,
+            JWT_SECRET_KEY=secret,
+            WALLET_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+            WALLET_ADDR="127.0.0.1:0",
+            FRAUD_ADDR="",
+        )
     )
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    assert code == 2, output
+    assert output.strip().splitlines() == [
         "wallet_service: configuration error: JWT_SECRET_KEY is too weak: use at least 32 "
         "random bytes, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
     ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 import jwt
@@ -11,9 +13,17 @@ import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_JWT_SECRET, RunningWallet
-from tests.helpers import bearer, login, new_user
-from tests.wallet.test_journey import expect_error
+from tests.support import (
+    ADMIN_USERNAME,
+    TEST_JWT_SECRET,
+    Metadata,
+    RunningWallet,
+    admin_auth,
+    bearer,
+    expect_error,
+    login,
+    new_user,
+)
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 
@@ -43,7 +53,7 @@ def valid_claims(subject: str, **overrides: object) -> dict[str, object]:
 
 
 def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
-    calls = [
+    calls: list[Callable[[Metadata], object]] = [
         lambda md: stub.GetBalance(pb.GetBalanceRequest(), metadata=md),
         lambda md: stub.ListBalances(pb.ListBalancesRequest(), metadata=md),
         lambda md: stub.Deposit(pb.DepositRequest(amount="1", currency="USD"), metadata=md),
@@ -57,9 +67,9 @@ def test_every_private_rpc_needs_a_token(stub: Stub) -> None:
         lambda md: stub.ListFlaggedTransactions(pb.ListFlaggedTransactionsRequest(), metadata=md),
     ]
     for call in calls:
-        expect_error(lambda c=call: c(()), grpc.StatusCode.UNAUTHENTICATED, "token_missing")
+        expect_error(partial(call, ()), grpc.StatusCode.UNAUTHENTICATED, "token_missing")
         expect_error(
-            lambda c=call: c((("authorization", "Basic abc"),)),
+            partial(call, (("authorization", "Basic abc"),)),
             grpc.StatusCode.UNAUTHENTICATED,
             "token_invalid",
         )
@@ -193,7 +203,7 @@ def test_registration_never_creates_an_admin(stub: Stub) -> None:
 
 
 def test_admin_deletes_a_user_whose_token_then_stops_working(stub: Stub) -> None:
-    admin = bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
+    admin = admin_auth(stub)
     victim, victim_auth = new_user(stub)
     stub.GetBalance(pb.GetBalanceRequest(), metadata=victim_auth)
     deleted = stub.DeleteUser(pb.DeleteUserRequest(username=victim), metadata=admin)

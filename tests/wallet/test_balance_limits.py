@@ -16,9 +16,17 @@ import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from common.config import ConfigError
-from tests.conftest import RunningWallet, database_url, start_wallet, wallet_settings
-from tests.gateway_server import GatewayThread, gateway_settings
-from tests.helpers import error_reason, new_user
+from tests.support import (
+    CreateDatabase,
+    RunningWallet,
+    database_url,
+    error_reason,
+    new_user,
+    running_gateway,
+    start_wallet,
+    stub_for,
+    wallet_settings,
+)
 from wallet_service.ledger import verify_ledger
 
 INT64_MAX = 2**63 - 1
@@ -32,7 +40,7 @@ def big_wallet(
     request: pytest.FixtureRequest,
     fraud_addr: str,
     tmp_path_factory: pytest.TempPathFactory,
-    pg_database_factory: object,
+    pg_database_factory: CreateDatabase,
 ) -> Iterator[RunningWallet]:
     url = database_url(request.param, tmp_path_factory.mktemp("limits"), pg_database_factory)
     settings = wallet_settings(url, fraud_addr, SUPPORTED_CURRENCIES="JPY", MAX_AMOUNT=str(HALF))
@@ -43,17 +51,14 @@ def big_wallet(
 
 @pytest.fixture(scope="module")
 def big_stub(big_wallet: RunningWallet) -> Iterator[wallet_pb2_grpc.WalletServiceStub]:
-    with grpc.insecure_channel(big_wallet.addr) as channel:
-        yield wallet_pb2_grpc.WalletServiceStub(channel)
+    with stub_for(big_wallet) as stub:
+        yield stub
 
 
 @pytest.fixture(scope="module")
 def big_rest(big_wallet: RunningWallet) -> Iterator[httpx.Client]:
-    gateway = GatewayThread(gateway_settings(big_wallet.addr))
-    gateway.start()
-    with httpx.Client(base_url=gateway.url, timeout=20) as client:
+    with running_gateway(big_wallet.addr) as url, httpx.Client(base_url=url, timeout=20) as client:
         yield client
-    gateway.stop()
 
 
 def deposit(

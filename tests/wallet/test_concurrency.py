@@ -21,15 +21,19 @@ import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import (
+from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    CreateDatabase,
     RunningWallet,
+    bearer,
     database_url,
+    error_reason,
+    login,
+    new_user,
     start_wallet,
     wallet_settings,
 )
-from tests.helpers import bearer, error_reason, login, new_user
 from wallet_service.ledger import verify_ledger
 
 Stub = wallet_pb2_grpc.WalletServiceStub
@@ -53,7 +57,7 @@ def racing(
     request: pytest.FixtureRequest,
     fraud_addr: str,
     tmp_path_factory: pytest.TempPathFactory,
-    pg_database_factory: object,
+    pg_database_factory: CreateDatabase,
 ) -> Iterator[tuple[RunningWallet, Stub]]:
     backend, group_commit = request.param
     url = database_url(backend, tmp_path_factory.mktemp("race"), pg_database_factory)

@@ -2,39 +2,37 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
-from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
+from common.processes import free_address
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
-from tests.conftest import (
-    ADMIN_PASSWORD,
-    ADMIN_USERNAME,
+from tests.support import (
+    CreateDatabase,
+    HeldFraud,
     RunningWallet,
+    admin_auth,
+    count_rows,
     database_url,
+    expect_error,
+    held_fraud_server,
+    new_user,
+    seen_by_admin,
     start_wallet,
     wallet_settings,
 )
-from tests.helpers import bearer, login, new_user
-from tests.wallet.test_journey import count_rows, expect_error
 from wallet_service.ledger import verify_ledger
 from wallet_service.schema import ledger_entries, transactions
 
 Stub = wallet_pb2_grpc.WalletServiceStub
-
-
-def admin_auth(stub: Stub) -> tuple[tuple[str, str], ...]:
-    return bearer(login(stub, ADMIN_USERNAME, ADMIN_PASSWORD))
 
 
 def flagged_ids(stub: Stub, auth: tuple[tuple[str, str], ...], status: str = "") -> set[str]:
@@ -42,12 +40,6 @@ def flagged_ids(stub: Stub, auth: tuple[tuple[str, str], ...], status: str = "")
         pb.ListFlaggedTransactionsRequest(review_status=status, limit=200), metadata=auth
     )
     return {t.id for t in page.transactions}
-
-
-def seen_by_admin(stub: Stub, tx_id: str) -> pb.Transaction:
-    """The fraud assessment and the review are shown to admins only."""
-    request = pb.GetTransactionRequest(transaction_id=tx_id)
-    return stub.GetTransaction(request, metadata=admin_auth(stub))
 
 
 def reasons_of(stub: Stub, reply: pb.MovementResponse) -> set[str]:
@@ -215,7 +207,7 @@ CALL_TIMEOUT = 30.0  # a hang guard only, never a measure of speed
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def make_wallet(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: object
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
 ) -> Iterator[object]:
     backend = request.param
     started: list[RunningWallet] = []
@@ -241,49 +233,23 @@ def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     assert block != rules
     path = tmp_path / "rules.toml"
     path.write_text(block)
-    server, port = create_fraud_server(
+    server = create_fraud_server(
         FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
     )
     server.start()
-    yield f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{server.port}"
     server.stop(0)
-
-
-class SlowFraud(fraud_pb2_grpc.FraudServiceServicer):
-    """Answers only when released (at teardown): always later than any deadline."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.calls = 0
-        self.answered = 0
-
-    def Score(
-        self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
-    ) -> fraud_pb2.ScoreResponse:
-        self.calls += 1
-        self.release.wait(timeout=CALL_TIMEOUT)
-        self.answered += 1
-        return fraud_pb2.ScoreResponse(score=0, decision=fraud_pb2.ALLOW)
 
 
 @pytest.fixture
-def slow_fraud() -> Iterator[tuple[str, SlowFraud]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = SlowFraud()
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}", servicer
-    servicer.release.set()
-    server.stop(0)
+def slow_fraud() -> Iterator[tuple[str, HeldFraud]]:
+    """Answers only when released (at teardown): always later than any deadline."""
+    with held_fraud_server(CALL_TIMEOUT) as served:
+        yield served
 
 
 def closed_port() -> str:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return free_address()  # nothing listens there: fraud is down
 
 
 def test_block_rule_rejects_and_moves_nothing(make_wallet: object, blocking_fraud: str) -> None:
@@ -299,7 +265,7 @@ def test_block_rule_rejects_and_moves_nothing(make_wallet: object, blocking_frau
         grpc.StatusCode.FAILED_PRECONDITION,
         "transaction_blocked",
     )
-    assert "nothing was moved" in error.details()
+    assert "nothing was moved" in (error.details() or "")  # type: ignore[attr-defined]
     assert stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance == "100.00"
     assert count_rows(running, ledger_entries) == entries_before
     history = stub.ListTransactions(pb.ListTransactionsRequest(), metadata=auth).transactions
@@ -344,7 +310,7 @@ def test_fraud_down_fail_closed_refuses_and_moves_nothing(make_wallet: object) -
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
 def test_slow_fraud_is_treated_as_down(
-    make_wallet: object, slow_fraud: tuple[str, SlowFraud], mode: str
+    make_wallet: object, slow_fraud: tuple[str, HeldFraud], mode: str
 ) -> None:
     """A fraud service that never answers in time: the deadline (200 ms) decides, so the
     call returns with the fail mode's outcome; the slow verdict (ALLOW) is never used."""
@@ -389,16 +355,16 @@ def wait_for_health(addr: str, service: str, expected: int) -> None:
 
 @pytest.mark.parametrize("mode", ["open", "closed"])
 def test_wallet_health_reflects_whether_it_can_reach_fraud(make_wallet: object, mode: str) -> None:
-    fraud_server, port = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
+    fraud_server = create_fraud_server(FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0"}))
     fraud_server.start()
-    running, _ = make_wallet(f"127.0.0.1:{port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
+    running, _ = make_wallet(f"127.0.0.1:{fraud_server.port}", FRAUD_FAIL_MODE=mode)  # type: ignore[operator]
     serving, not_serving = (
         health_pb2.HealthCheckResponse.SERVING,
         health_pb2.HealthCheckResponse.NOT_SERVING,
     )
     wait_for_health(running.addr, "fraud.v1.FraudService", serving)
     assert wallet_health(running.addr, "wallet.v1.WalletService") == serving
-    fraud_server.stop(0).wait()
+    fraud_server.stop(0)
     wait_for_health(running.addr, "fraud.v1.FraudService", not_serving)
     # Closed mode cannot move money without fraud, so the wallet itself is not ready then;
     # open mode still serves (and flags movements as unscored).

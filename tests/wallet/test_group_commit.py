@@ -10,8 +10,15 @@ import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import RunningWallet, database_url, start_wallet, wallet_settings
-from tests.helpers import error_reason, new_user
+from tests.support import (
+    CreateDatabase,
+    RunningWallet,
+    database_url,
+    error_reason,
+    new_user,
+    start_wallet,
+    wallet_settings,
+)
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
 from wallet_service.group_commit import DirectWriter
 from wallet_service.ids import uuid7
@@ -89,7 +96,7 @@ def test_a_refused_movement_does_not_fail_its_batch(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_without_group_commit_the_same_guarantees_hold(
-    tmp_path: Path, fraud_addr: str, pg_database_factory: object, backend: str
+    tmp_path: Path, fraud_addr: str, pg_database_factory: CreateDatabase, backend: str
 ) -> None:
     """WALLET_GROUP_COMMIT=false: one transaction per movement, in the request thread."""
     url = database_url(backend, tmp_path, pg_database_factory)

@@ -7,32 +7,25 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from sqlalchemy import func, select
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import RunningWallet
-from tests.helpers import PASSWORD, bearer, error_reason, login, new_user, register, unique_name
+from common.limits import MAX_PAGE_SIZE
+from tests.support import (
+    PASSWORD,
+    RunningWallet,
+    bearer,
+    count_rows,
+    expect_error,
+    login,
+    new_user,
+    register,
+    unique_name,
+)
 from wallet_service.ledger import verify_ledger
 from wallet_service.schema import ledger_entries, transactions
-from wallet_service.service import MAX_PAGE_SIZE
 
 Stub = wallet_pb2_grpc.WalletServiceStub
-
-
-def expect_error(call: object, code: grpc.StatusCode, reason: str) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()  # type: ignore[operator]
-    error = caught.value
-    assert error.code() == code, error.details()
-    assert error_reason(error) == reason
-    assert error.details()  # a human message, always
-    return error
-
-
-def count_rows(wallet: RunningWallet, table: object) -> int:
-    with wallet.store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
 
 
 def test_full_journey(stub: Stub, wallet: RunningWallet) -> None:

@@ -28,14 +28,18 @@ from wallet.v1 import wallet_pb2_grpc
 
 from chaos.checker import check
 from chaos.workload import Op
-from tests.conftest import database_url, start_wallet, wallet_settings
-from tests.helpers import new_user
+from tests.support import (
+    STORES,
+    CreateDatabase,
+    database_url,
+    new_user,
+    start_wallet,
+    wallet_settings,
+)
 from wallet_service.database import create_db_engine
 from wallet_service.ledger import verify_ledger
 from wallet_service.schema import transactions
 from wallet_service.store import SqlStore
-
-STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @dataclass
@@ -124,7 +128,10 @@ def _move(stub: wallet_pb2_grpc.WalletServiceStub, meta: Any, move: tuple[str, .
 
 @pytest.fixture(params=STORES)
 def books(
-    request: pytest.FixtureRequest, fraud_addr: str, tmp_path: Path, pg_database_factory: object
+    request: pytest.FixtureRequest,
+    fraud_addr: str,
+    tmp_path: Path,
+    pg_database_factory: CreateDatabase,
 ) -> Iterator[Books]:
     backend = request.param
     url = database_url(backend, tmp_path, pg_database_factory)
@@ -154,9 +161,9 @@ def books(
         ).fetchall()
     owner = {name: who for who, name in names.items()}
     for account_id, currency, kind, username in rows:
-        who = "external" if kind == "external" else owner.get(username)
-        if who:
-            books.account[(who, currency)] = int(account_id)
+        holder = "external" if kind == "external" else owner.get(username)
+        if holder:
+            books.account[(holder, currency)] = int(account_id)
     # The starting point is sound for both checkers: every failure below is the corruption's.
     assert books.violations() == []
     assert books.chaos_violations() == {}
@@ -297,7 +304,7 @@ def _drop_idempotency_uniqueness(books: Books) -> None:
 
 @pytest.mark.parametrize("backend", STORES)
 def test_the_database_refuses_a_negative_user_balance(
-    backend: str, tmp_path: Path, pg_database_factory: object, fraud_addr: str
+    backend: str, tmp_path: Path, pg_database_factory: CreateDatabase, fraud_addr: str
 ) -> None:
     """ck_accounts_no_overdraft is live on both stores: a raw UPDATE cannot go around the
     code to overdraw a user account (the external account may go negative)."""

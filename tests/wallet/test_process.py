@@ -1,147 +1,100 @@
 """The wallet as a real process: reflection, health, grpcurl, SIGTERM draining a call in
-flight, kill -9 durability (SQLite and PostgreSQL) with the flush settings that make it
-hold, and refusing to start in production without a strong secret."""
+flight (and a repeated SIGTERM that keeps draining), kill -9 durability (SQLite and
+PostgreSQL) with the flush settings that make it hold, and refusing to start in production
+without a strong secret."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from fraud.v1 import fraud_pb2, fraud_pb2_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.conftest import TEST_JWT_SECRET, RunningWallet, database_url
-from tests.helpers import new_user
+from common.processes import ServiceProcess, free_address, wait_for
+from tests.support import (
+    STORES,
+    TEST_JWT_SECRET,
+    CreateDatabase,
+    HeldFraud,
+    RunningWallet,
+    SpawnService,
+    database_url,
+    held_fraud_server,
+    json_logs,
+    new_user,
+    run_to_exit,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 HANG_GUARD = 120.0  # seconds; only so that a broken drain fails instead of hanging
-STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def start_wallet_process(spawn: SpawnService, url: str, **env: str) -> ServiceProcess:
+    """`python -m wallet_service` on a free port, serving; `.address` is where."""
+    addr = free_address()
+    process = spawn(
+        "wallet",
+        "wallet_service",
+        APP_ENV="test",
+        WALLET_ADDR=addr,
+        WALLET_DATABASE_URL=url,
+        JWT_SECRET_KEY=TEST_JWT_SECRET,
+        # the in-process seed rule unless a test names a fraud service
+        **{"FRAUD_ADDR": "", **env},
+    )
+    process.address = addr
+    process.start()
+    process.wait_grpc_serving(addr, timeout=HANG_GUARD)
+    return process
 
 
-class WalletProcess:
-    def __init__(self, url: str, port: int, **env: str) -> None:
-        self.addr = f"127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            "APP_ENV": "test",
-            "WALLET_ADDR": self.addr,
-            "WALLET_DATABASE_URL": url,
-            "JWT_SECRET_KEY": TEST_JWT_SECRET,
-            "FRAUD_ADDR": "",  # the in-process seed rule: this test is about the wallet alone
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wallet_service"], cwd=ROOT, env=self.env, stderr=subprocess.PIPE
-        )
-        channel = grpc.insecure_channel(self.addr)
-        grpc.channel_ready_future(channel).result(timeout=60)  # hang guard
-        channel.close()
-
-    def stub(self) -> wallet_pb2_grpc.WalletServiceStub:
-        return wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(self.addr))
-
-    def kill(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=HANG_GUARD)
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines on stderr (read once the process has exited)."""
-        assert self.proc is not None and self.proc.stderr is not None
-        return [
-            json.loads(line)
-            for line in self.proc.stderr.read().splitlines()
-            if line.startswith(b"{")
-        ]
+def stub_of(process: ServiceProcess) -> wallet_pb2_grpc.WalletServiceStub:
+    return wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(process.address))
 
 
 @pytest.fixture
-def wallet_process(tmp_path: Path) -> Iterator[WalletProcess]:
-    process = WalletProcess(f"sqlite:///{tmp_path / 'wallet.db'}", free_port())
-    process.start()
-    yield process
-    if process.proc and process.proc.poll() is None:
-        process.kill(signal.SIGKILL)
+def wallet_process(spawn: SpawnService, tmp_path: Path) -> ServiceProcess:
+    return start_wallet_process(spawn, f"sqlite:///{tmp_path / 'wallet.db'}")
 
 
-def test_reflection_and_health_through_grpcurl(wallet_process: WalletProcess) -> None:
-    listed = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.addr, "list"],
+def grpcurl(address: str, *args: str) -> str:
+    return subprocess.run(
+        [str(GRPCURL), "-plaintext", address, *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     ).stdout
+
+
+def test_reflection_and_health_through_grpcurl(wallet_process: ServiceProcess) -> None:
+    listed = grpcurl(wallet_process.address, "list")
     assert "wallet.v1.WalletService" in listed.split()
     assert "grpc.health.v1.Health" in listed.split()
-    health = subprocess.run(
-        [str(GRPCURL), "-plaintext", wallet_process.addr, "grpc.health.v1.Health/Check"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
+    health = grpcurl(wallet_process.address, "grpc.health.v1.Health/Check")
     assert json.loads(health)["status"] == "SERVING"
-    channel = grpc.insecure_channel(wallet_process.addr)
+    channel = grpc.insecure_channel(wallet_process.address)
     reply = health_pb2_grpc.HealthStub(channel).Check(
         health_pb2.HealthCheckRequest(service="wallet.v1.WalletService")
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-class HeldFraud(fraud_pb2_grpc.FraudServiceServicer):
-    """A fraud service that holds every Score until released: a movement stays in flight
-    inside the wallet for as long as the test wants (its deadline is set far beyond)."""
-
-    def __init__(self) -> None:
-        self.scoring = threading.Event()
-        self.release = threading.Event()
-
-    def Score(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.scoring.set()
-        self.release.wait(HANG_GUARD)
-        return fraud_pb2.ScoreResponse(score=0, decision=fraud_pb2.ALLOW, rules_version="held")
-
-
 @pytest.fixture
-def held_fraud() -> Iterator[tuple[HeldFraud, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    fraud = HeldFraud()
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(fraud, server)
-    health_servicer = health.HealthServicer()
-    health_servicer.set("fraud.v1.FraudService", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield fraud, f"127.0.0.1:{port}"
-    fraud.release.set()
-    server.stop(None)
+def held_fraud() -> Iterator[tuple[str, HeldFraud]]:
+    with held_fraud_server(HANG_GUARD) as served:
+        yield served
 
 
 def wait_until_draining(addr: str) -> None:
@@ -161,41 +114,51 @@ def wait_until_draining(addr: str) -> None:
     raise AssertionError("the wallet never started draining after SIGTERM")
 
 
+def logged(process: ServiceProcess, msg: str) -> bool:
+    return any(line.get("msg") == msg for line in json_logs(process))
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["sigterm-once", "sigterm-repeated"])
 def test_sigterm_drains_a_call_in_flight_and_exits_zero(
-    tmp_path: Path, held_fraud: tuple[HeldFraud, str]
+    spawn: SpawnService, tmp_path: Path, held_fraud: tuple[str, HeldFraud], repeated: bool
 ) -> None:
-    fraud, fraud_addr = held_fraud
-    process = WalletProcess(
+    """A deposit is held in flight (the fraud stand-in has not answered) when SIGTERM comes;
+    the wallet stops taking work, lets the deposit finish, and exits 0. A second SIGTERM
+    during the drain (an impatient operator, or a supervisor that repeats it), and more
+    until the process is gone, change nothing: the drain goes on and the exit code is 0."""
+    fraud_addr, fraud = held_fraud
+    process = start_wallet_process(
+        spawn,
         f"sqlite:///{tmp_path / 'drain.db'}",
-        free_port(),
         FRAUD_ADDR=fraud_addr,
         FRAUD_TIMEOUT_MS=str(int(HANG_GUARD * 1000)),  # held, not timed out
         WALLET_GRACE_SECONDS=str(int(HANG_GUARD)),
     )
-    process.start()
-    try:
-        stub = process.stub()
-        _, auth = new_user(stub)
-        call = stub.Deposit.future(
-            pb.DepositRequest(amount="1.00", currency="USD", idempotency_key="in-flight"),
-            metadata=auth,
-            timeout=HANG_GUARD,
-        )
-        assert fraud.scoring.wait(HANG_GUARD), "the deposit never reached the fraud service"
-        assert process.proc is not None
-        process.proc.send_signal(signal.SIGTERM)  # with the deposit in flight
-        wait_until_draining(process.addr)
-        assert not call.done()  # SIGTERM did not cut it off
-        fraud.release.set()
-        reply = call.result(timeout=HANG_GUARD)
-        assert (reply.transaction.status, reply.balance) == ("completed", "1.00")
-        assert process.proc.wait(timeout=HANG_GUARD) == 0
-    finally:
-        fraud.release.set()
-        if process.proc is not None and process.proc.poll() is None:
-            process.kill(signal.SIGKILL)
-    lines = process.log_lines()
-    assert any(line.get("msg") == "stopping" for line in lines)
+    stub = stub_of(process)
+    _, auth = new_user(stub)
+    call = stub.Deposit.future(
+        pb.DepositRequest(amount="1.00", currency="USD", idempotency_key="in-flight"),
+        metadata=auth,
+        timeout=HANG_GUARD,
+    )
+    assert fraud.scoring.wait(HANG_GUARD), "the deposit never reached the fraud service"
+    process.signal(signal.SIGTERM)  # with the deposit in flight
+    wait_until_draining(process.address)
+    if repeated:
+        process.signal(signal.SIGTERM)  # again, while draining
+        assert wait_for(lambda: not process.alive or logged(process, "still draining"), HANG_GUARD)
+    assert not call.done()  # SIGTERM did not cut it off
+    fraud.release.set()
+    reply = call.result(timeout=HANG_GUARD)
+    assert (reply.transaction.status, reply.balance) == ("completed", "1.00")
+    if repeated:
+        # And on, until it has exited: none may land where it would end the process.
+        while process.alive:
+            process.signal(signal.SIGTERM)
+            time.sleep(0.001)
+    assert process.wait(timeout=HANG_GUARD) == 0
+    lines = json_logs(process)
+    assert [line["msg"] for line in lines if line.get("msg") == "stopping"] == ["stopping"]
     assert any(
         line.get("msg") == "rpc"
         and line["method"].endswith("/Deposit")
@@ -220,12 +183,11 @@ def test_commits_are_flushed_before_they_are_acknowledged(wallet: RunningWallet)
 
 @pytest.mark.parametrize("backend", STORES)
 def test_acknowledged_operations_survive_kill_9(
-    backend: str, tmp_path: Path, pg_database_factory: object
+    backend: str, spawn: SpawnService, tmp_path: Path, pg_database_factory: CreateDatabase
 ) -> None:
     url = database_url(backend, tmp_path, pg_database_factory)
-    process = WalletProcess(url, free_port())
-    process.start()
-    stub = process.stub()
+    process = start_wallet_process(spawn, url)
+    stub = stub_of(process)
     _, auth = new_user(stub)
     acknowledged: list[str] = []
     stop = threading.Event()
@@ -250,14 +212,15 @@ def test_acknowledged_operations_survive_kill_9(
     while len(acknowledged) < 40:
         assert any(w.is_alive() for w in writers), "every writer stopped before 40 deposits"
         time.sleep(0.01)
-    process.kill(signal.SIGKILL)  # no chance to flush or close anything
+    process.kill9()  # no chance to flush or close anything
     stop.set()
     for writer in writers:
         writer.join(timeout=10)
     seen = list(acknowledged)
 
     process.start()
-    stub = process.stub()
+    process.wait_grpc_serving(process.address, timeout=HANG_GUARD)
+    stub = stub_of(process)
     ids: set[str] = set()
     cursor = ""
     while True:
@@ -271,7 +234,7 @@ def test_acknowledged_operations_survive_kill_9(
     assert set(seen) <= ids  # every acknowledged deposit is there
     balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance
     assert balance == f"{len(ids)}.00"  # and the balance agrees with the history
-    process.kill(signal.SIGTERM)
+    assert process.terminate(timeout=20) == 0
 
 
 @pytest.mark.parametrize(
@@ -279,24 +242,18 @@ def test_acknowledged_operations_survive_kill_9(
     [("", "JWT_SECRET_KEY is required"), ("changeme", "too weak"), ("short-secret", "too weak")],
 )
 def test_production_refuses_a_missing_or_weak_secret(
-    tmp_path: Path, secret: str, message: str
+    spawn: SpawnService, tmp_path: Path, secret: str, message: str
 ) -> None:
-    env = {
-        **os.environ,
-        "APP_ENV": "production",
-        "JWT_SECRET_KEY": secret,
-        "WALLET_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
-        "WALLET_ADDR": f"127.0.0.1:{free_port()}",
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'gen'}",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "wallet_service"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    code, output = run_to_exit(
+        spawn(
+            "wallet",
+            "wallet_service",
+            APP_ENV="production",
+            JWT_SECRET_KEY=secret,
+            WALLET_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
+            WALLET_ADDR=free_address(),
+        )
     )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert code == 2
+    assert message in output
+    assert "Traceback" not in output

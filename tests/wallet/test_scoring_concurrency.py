@@ -15,17 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import RunningWallet
-from tests.gateway_server import GatewayThread, gateway_settings
-from tests.helpers import PASSWORD, unique_name
-from tests.scoring_bursts import (
+from tests.support import (
     CALL_TIMEOUT,
+    PASSWORD,
     STRUCTURING,
     VELOCITY,
+    RunningWallet,
     Scenario,
     Stub,
     hits,
     run_in,
+    unique_name,
 )
 from wallet_service.ledger import verify_ledger
 
@@ -44,21 +44,17 @@ def test_a_burst_is_scored_as_the_same_movements_in_sequence(
     assert verify_ledger(wallet.store) == []
 
 
-def test_a_burst_through_the_gateway_is_scored_as_in_sequence(wallet: RunningWallet) -> None:
-    gateway = GatewayThread(gateway_settings(wallet.addr))
-    gateway.start()
-    try:
-        with httpx.Client(base_url=gateway.url, timeout=CALL_TIMEOUT) as client:
-            in_sequence = rest_burst(client, at_once=False)
-            at_once = rest_burst(client, at_once=True)
-    finally:
-        gateway.stop()
+def test_a_burst_through_the_gateway_is_scored_as_in_sequence(gateway_url: str) -> None:
+    with httpx.Client(base_url=gateway_url, timeout=CALL_TIMEOUT) as client:
+        in_sequence = rest_burst(client, at_once=False)
+        at_once = rest_burst(client, at_once=True)
     assert in_sequence == [False] * 8 + [True] * 6  # velocity, as over gRPC
     assert at_once == in_sequence
 
 
 def rest_burst(client: httpx.Client, *, at_once: bool) -> list[bool]:
-    """VELOCITY over REST: each transfer's `flagged`, sorted (a burst has no order)."""
+    """VELOCITY over REST: each transfer's `flagged` (the parties still see it; the reasons
+    are admin-only), sorted (a burst has no order)."""
     sender, payee = unique_name(), unique_name()
     for name in (sender, payee):
         assert client.post("/register", json={"username": name, "password": PASSWORD}).is_success

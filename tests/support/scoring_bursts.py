@@ -1,6 +1,7 @@
 """Bursts of one sender's transfers, sent in sequence or all at once, and their verdicts.
 
-Shared by the scoring-under-concurrency tests (one server, the gateway, two replicas).
+Shared by the scoring-under-concurrency tests (one server, two replicas). Each movement's
+verdict is read as an admin (GetTransaction): the parties no longer see fraud reasons.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from tests.helpers import new_user
+from tests.support.grpc_clients import Metadata, admin_auth, new_user, seen_by_admin
 
 Stub = wallet_pb2_grpc.WalletServiceStub
 Verdicts = Counter[tuple[str, ...]]
@@ -48,14 +49,18 @@ def run_in(stubs: list[Stub], scenario: Scenario, *, at_once: bool) -> Verdicts:
         timeout=CALL_TIMEOUT,
     )
     request = pb.TransferRequest(to_username=payee, amount=scenario.amount, currency="USD")
-    return tally(
+    replies = send_burst(
         lambda i: stubs[i % len(stubs)].Transfer(request, metadata=auth, timeout=CALL_TIMEOUT),
         scenario.count,
         at_once=at_once,
     )
+    return tally(stubs[0], replies, admin_auth(stubs[0]))
 
 
-def tally(send: Callable[[int], pb.MovementResponse], count: int, *, at_once: bool) -> Verdicts:
+def send_burst(
+    send: Callable[[int], pb.MovementResponse], count: int, *, at_once: bool
+) -> list[pb.MovementResponse]:
+    """`send(0..count-1)` one after another, or all released at once by one barrier."""
     if not at_once:
         replies = [send(i) for i in range(count)]
     else:
@@ -68,7 +73,13 @@ def tally(send: Callable[[int], pb.MovementResponse], count: int, *, at_once: bo
         with ThreadPoolExecutor(max_workers=count) as pool:
             replies = list(pool.map(released, range(count)))
     assert all(r.transaction.status == "completed" for r in replies)
-    return Counter(tuple(sorted(r.rule_id for r in r.transaction.fraud_reasons)) for r in replies)
+    return replies
+
+
+def tally(stub: Stub, replies: list[pb.MovementResponse], admin: Metadata) -> Verdicts:
+    """The rule ids of each movement, as an admin reads them (a multiset: no order)."""
+    seen = [seen_by_admin(stub, r.transaction.id, admin) for r in replies]
+    return Counter(tuple(sorted(reason.rule_id for reason in tx.fraud_reasons)) for tx in seen)
 
 
 def hits(verdicts: Verdicts, rule: str) -> int:
