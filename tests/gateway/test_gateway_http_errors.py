@@ -178,6 +178,7 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/flagged",
         f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
         "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
+        "/metrics",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]
