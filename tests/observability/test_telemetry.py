@@ -10,21 +10,25 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import grpc
 import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
+from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from common.logs import JsonFormatter
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
+from gateway.settings import RateLimit
 from tests.support import (
     CreateDatabase,
     GatewayThread,
@@ -337,3 +341,101 @@ def test_a_traceparent_is_continued_by_the_gateway_the_wallet_and_fraud(trio: Tr
     for method in ("/wallet.v1.WalletService/Deposit", "/fraud.v1.FraudService/Score"):
         assert by_method[method]["trace_id"] == trace_id, method
         assert len(by_method[method]["span_id"]) == 16
+
+
+@dataclass
+class Lone:
+    """A wallet whose fraud service is down, behind a gateway allowing one login per name."""
+
+    wallet: Process
+    gateway: Process
+    url: str
+    wallet_addr: str
+
+    def gateway_samples(self) -> Samples:
+        return _samples(httpx.get(f"{self.url}/metrics", timeout=10).text)
+
+
+def _closed_addr() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def lone(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_database_factory: CreateDatabase,
+) -> Iterator[Lone]:
+    wallet, gateway = _process("wallet_service", serve=True), _process("gateway", serve=False)
+    url = database_url(request.param, tmp_path_factory.mktemp("lone"), pg_database_factory)
+    settings = wallet_settings(url, _closed_addr(), FRAUD_TIMEOUT_MS="2000")
+    wallet_server = create_wallet_server(settings, wallet.telemetry)
+    wallet_server.start()
+    one_login = RateLimit(limit=1, window_seconds=3600)
+    thread = GatewayThread(
+        gateway_settings(f"127.0.0.1:{wallet_server.port}", login_per_username=one_login),
+        gateway.telemetry,
+    )
+    thread.start()
+    yield Lone(wallet, gateway, thread.url, f"127.0.0.1:{wallet_server.port}")
+    thread.stop()
+    wallet_server.stop(0)
+
+
+def test_fraud_down_counts_a_fail_open_movement_and_the_failed_call(lone: Lone) -> None:
+    with httpx.Client(base_url=lone.url, timeout=30) as client:
+        auth = {"Authorization": f"Bearer {_user(client, _unique('open'))}"}
+        before = _samples(lone.wallet.metrics_text())
+        reply = client.post("/deposit", json={"amount": "7.00", "currency": "EUR"}, headers=auth)
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["flagged"] is True  # completed unscored, flagged for review
+    after = _samples(lone.wallet.metrics_text())
+    assert _delta(before, after, "wallet_fraud_fail_open_total", type="deposit") == 1
+    assert _delta(before, after, "wallet_fraud_call_seconds_count", outcome="UNAVAILABLE") == 1
+    assert _delta(before, after, "wallet_fraud_call_seconds_count", outcome="ok") == 0
+    assert (
+        _delta(
+            before,
+            after,
+            "wallet_movements_total",
+            type="deposit",
+            currency="EUR",
+            outcome="completed",
+            reason="",
+        )
+        == 1
+    )
+
+
+def test_login_failures_lockouts_and_rate_limit_refusals_are_counted(lone: Lone) -> None:
+    name = _unique("mallory")
+    with httpx.Client(base_url=lone.url, timeout=30) as client:
+        assert client.post("/register", json={"username": name, "password": PASSWORD}).is_success
+        before_wallet = _samples(lone.wallet.metrics_text())
+        before_gateway = lone.gateway_samples()
+        # The gateway allows one login per name: the second is refused before the wallet.
+        assert (
+            client.post("/login", json={"username": name, "password": "wrong"}).status_code == 401
+        )
+        assert (
+            client.post("/login", json={"username": name, "password": "wrong"}).status_code == 429
+        )
+    after_gateway = lone.gateway_samples()
+    assert _delta(before_gateway, after_gateway, "gateway_rate_limit_refusals_total",
+                  limit="login:user") == 1  # fmt: skip
+    # Straight to the wallet (no gateway limit): the 5 failures allowed, then the lockout.
+    with grpc.insecure_channel(lone.wallet_addr) as channel:
+        stub = wallet_pb2_grpc.WalletServiceStub(channel)
+        codes = []
+        for _ in range(5):
+            try:
+                stub.Login(wallet_pb2.LoginRequest(username=name, password="wrong"), timeout=30)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+    after_wallet = _samples(lone.wallet.metrics_text())
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    failures = "wallet_login_failures_total"
+    assert _delta(before_wallet, after_wallet, failures, reason="invalid_credentials") == 5
+    assert _delta(before_wallet, after_wallet, failures, reason="locked") == 1
