@@ -20,6 +20,8 @@ import pytest
 from wallet.v1 import wallet_pb2_grpc
 
 from common.processes import ServiceProcess
+from fraud_service.server import create_server as create_fraud_server
+from fraud_service.settings import FraudSettings
 from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -50,6 +52,9 @@ hypothesis.settings.register_profile(
     suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
 hypothesis.settings.load_profile("wallet")
+
+
+Stub = wallet_pb2_grpc.WalletServiceStub
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +166,42 @@ def spawn(tmp_path: Path) -> Iterator[SpawnService]:
         if process.alive:
             process.terminate(timeout=10)
         print(f"--- {process.name} ({process.log_path}) ---\n{process.log_tail(40)}")
+
+
+# -- a wallet per test on a fresh database (both stores), and a fraud service that blocks --
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_wallet(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
+) -> Iterator[object]:
+    backend = request.param
+    started: list[RunningWallet] = []
+
+    def make(fraud_addr: str, **env: str) -> tuple[RunningWallet, Stub]:
+        url = database_url(backend, tmp_path, pg_database_factory)
+        running = start_wallet(wallet_settings(url, fraud_addr, **env), backend)
+        started.append(running)
+        return running, wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(running.addr))
+
+    yield make
+    for running in started:
+        running.server.stop(0)
+
+
+@pytest.fixture
+def blocking_fraud(tmp_path: Path) -> Iterator[str]:
+    rules = Path("fraud_service/rules.toml").read_text()
+    block = rules.replace(
+        '[rules.large_amount]\nenabled = true\ndecision = "REVIEW"',
+        '[rules.large_amount]\nenabled = true\ndecision = "BLOCK"',
+    )
+    assert block != rules
+    path = tmp_path / "rules.toml"
+    path.write_text(block)
+    server = create_fraud_server(
+        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
+    )
+    server.start()
+    yield f"127.0.0.1:{server.port}"
+    server.stop(0)

@@ -144,3 +144,26 @@ login_attempts = Table(
     Column("attempts", Integer, nullable=False),
     Column("window_started_ms", BigInteger, nullable=False),  # epoch milliseconds
 )
+
+# The transactional outbox (wallet_service.events): one row per event, written in the same
+# transaction as the change it reports; the delivery worker (wallet_service.notifier)
+# claims due rows with a lease, sends them and records the outcome.
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: events.Event.body()
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    # JSON list of the destinations that already took it, so a retry skips them.
+    Column("delivered_to", Text, nullable=False, server_default=text("'[]'")),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("status IN ('pending', 'sent', 'dead')", name="ck_outbox_events_status"),
+)
+Index("ix_outbox_events_due", outbox_events.c.status, outbox_events.c.next_attempt_at)

@@ -19,19 +19,29 @@ from common.ratelimit import ObservedRateLimiter, RateLimiter, build_rate_limite
 from common.telemetry import Telemetry, build_telemetry
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
+from wallet_service.channels import (
+    AlertRoute,
+    EmlDirectoryAlertEmail,
+    SmtpAlertEmail,
+    WebhookChannel,
+)
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.errors import WalletError
+from wallet_service.events import RetryPolicy
 from wallet_service.fraud_client import FraudReachabilityMonitor, GrpcFraudScorer
 from wallet_service.group_commit import DirectWriter, GroupCommitWriter, MovementWriter
 from wallet_service.grpc_errors import ErrorMappingInterceptor
 from wallet_service.identity import UsernameCollisionError
 from wallet_service.limits import Quota
+from wallet_service.notifier import Channel, Notifier, NotifierConfig
+from wallet_service.notify_settings import NotifySettings
 from wallet_service.peer_limits import PeerLimitInterceptor
 from wallet_service.scoring import Scorer, ThresholdScorer
 from wallet_service.service import AdminBootstrapRefused, WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlLoginAttempts, SqlStore
+from wallet_service.store_contract import WalletStore
 from wallet_service.telemetry import CommitTelemetry, InstrumentedWriter, WalletMetrics
 
 log = logging.getLogger("wallet_service")
@@ -49,11 +59,14 @@ class WalletServer:
     health: health.HealthServicer
     monitor: FraudReachabilityMonitor | None
     telemetry: Telemetry
+    notifier: Notifier | None = None
 
     def start(self) -> None:
         self.server.start()
         if self.monitor:
             self.monitor.start()
+        if self.notifier:
+            self.notifier.start()
 
     def stop(self, grace: float | None = None) -> None:
         self.server.stop(grace).wait()
@@ -63,6 +76,8 @@ class WalletServer:
         """Release everything but the gRPC server (stopped by `stop` or serve_until_signal)."""
         if self.monitor:
             self.monitor.stop()
+        if self.notifier:
+            self.notifier.stop()
         self.service.writer.close()
         self.service.scorer.close()
         self.service.money_quota.limiter.close()
@@ -110,6 +125,7 @@ def build_service(
     capacity = 2 * settings.db_pool_size
     store = SqlStore(engine, sender_turn_connections=max(1, capacity - max(2, capacity // 4)))
     metrics.watch_pool(engine.pool.checkedout, capacity)  # type: ignore[attr-defined]
+    metrics.watch_outbox(lambda: {str(k): v for k, v in store.outbox_counts().items()})
     observer = CommitTelemetry(telemetry, metrics)
     writer: MovementWriter = (
         GroupCommitWriter(store, max_batch=settings.group_commit_max_batch, observer=observer)
@@ -177,7 +193,26 @@ def create_server(settings: WalletSettings, telemetry: Telemetry | None = None) 
         monitor = FraudReachabilityMonitor(
             service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
         )
-    return WalletServer(server, port, service, health_servicer, monitor, telemetry)
+    notifier = build_notifier(settings.notify, service.store) if settings.notify.enabled else None
+    return WalletServer(server, port, service, health_servicer, monitor, telemetry, notifier)
+
+
+def build_notifier(settings: NotifySettings, store: WalletStore) -> Notifier:
+    """The outbox's delivery worker with the configured channels."""
+    channels: list[Channel] = [
+        WebhookChannel(url, settings.webhook_secrets) for url in settings.webhook_urls
+    ]
+    route = AlertRoute(settings.mail_from, settings.fraud_alert_emails, settings.admin_url)
+    if settings.smtp_url:
+        channels.append(SmtpAlertEmail(settings.smtp_url, route))
+    else:
+        channels.append(EmlDirectoryAlertEmail(settings.mail_dir, route))
+    config = NotifierConfig(
+        lease_seconds=settings.lease_seconds,
+        poll_seconds=settings.poll_seconds,
+        policy=RetryPolicy(max_attempts=settings.max_attempts),
+    )
+    return Notifier(store, channels, config)
 
 
 def _fraud_health_updater(
@@ -204,6 +239,11 @@ def serve(settings: WalletSettings) -> None:
         )
     if wallet.monitor:
         wallet.monitor.start()
+    if wallet.notifier:
+        wallet.notifier.start()
+        notify = settings.notify
+        if not notify.smtp_url and notify.fraud_alert_emails:
+            log.warning("SMTP_URL not set: alert emails are written under %s/", notify.mail_dir)
     log_fields(
         log,
         "wallet listening",

@@ -22,6 +22,7 @@ from common.ratelimit import RateLimit, env_rate_limit
 from common.telemetry import TelemetrySettings
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
+from wallet_service.notify_settings import NotifySettings
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class WalletSettings:
     login_per_peer: RateLimit
     money_per_user: RateLimit
     log_level: str
+    notify: NotifySettings
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
@@ -109,6 +111,7 @@ class WalletSettings:
             ),
             money_per_user=env_rate_limit(env, "MONEY_RATE_LIMIT_PER_USER", RateLimit(60, 60)),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
+            notify=NotifySettings.from_env(env, environment=environment),
             telemetry=TelemetrySettings.from_env(env, "WALLET_METRICS_PORT"),
         )
 

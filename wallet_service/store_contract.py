@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Protocol
 
 from wallet_service.errors import WalletError
+from wallet_service.events import OutboxEntry, OutboxStatus
 from wallet_service.models import (
     MovementFeatures,
     MovementOutcome,
@@ -191,3 +192,43 @@ class WalletStore(Protocol):
         each check is one statement, consistent on its own (on PostgreSQL two checks may
         see different moments, so run it on a quiet ledger). Callers use
         `ledger.verify_ledger`."""
+
+    # -- the event outbox ----------------------------------------------------------------
+    # The writes above store their events (wallet_service.events) in their own transaction.
+
+    def claim_events(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxEntry]:
+        """Lease up to `limit` due pending events (their lease free or expired) to `owner`
+        until `now + lease_seconds`, counting an attempt on each; oldest due first; [] when
+        none. One write; PostgreSQL: the rows are selected FOR UPDATE SKIP LOCKED (a
+        concurrent claimer skips them, never waits) and locked until commit; SQLite: the
+        write lock makes the claim a single claimer's, and each row is taken by an UPDATE
+        conditional on its lease still being free."""
+
+    def settle_event(
+        self,
+        *,
+        event_id: str,
+        owner: str,
+        delivered_to: frozenset[str],
+        status: OutboxStatus,
+        next_attempt_at: datetime | None,
+        error: str | None,
+        now: datetime,
+    ) -> bool:
+        """Record an attempt's outcome and release the lease: `status` (SENT, DEAD, or
+        PENDING again due at `next_attempt_at`), the destinations that took it so far, the
+        last error. One UPDATE (the row locked until commit); False, nothing written, when
+        `owner` no longer holds the event (its lease expired and another worker took it)."""
+
+    def retry_dead_event(self, *, event_id: str, now: datetime) -> bool:
+        """Put a dead event back to pending, due `now`, its attempts reset. One UPDATE;
+        False when no dead event has that id."""
+
+    def outbox_counts(self) -> dict[OutboxStatus, int]:
+        """How many events are in each status (every status present, 0 when none). One
+        statement, no lock."""
+
+    def list_outbox(self, *, status: OutboxStatus, limit: int) -> list[OutboxEntry]:
+        """Up to `limit` events in `status`, oldest first; [] when none. No lock."""

@@ -10,12 +10,14 @@ error codes, limit names), never a user or a transaction id.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from common.telemetry import LATENCY_BUCKETS, Telemetry
 from wallet_service.errors import WalletError
@@ -26,8 +28,28 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LOGIN_FAILURES = {"invalid_credentials": "invalid_credentials", "too_many_attempts": "locked"}
 
 
+class OutboxCollector(Collector):
+    """`wallet_outbox_events{status}`: the outbox's rows by status, counted in the database
+    at scrape time (pending = the delivery backlog, dead = the dead letters)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "wallet_outbox_events",
+            "Outbox events by status (pending: not yet delivered; dead: gave up)",
+            labels=["status"],
+        )
+        counts = self._counts()
+        for status in ("pending", "sent", "dead"):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+
 class WalletMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
         self.movements = Counter(
             "wallet_movements_total",
             "Money movements that reached the writer, by type, currency and outcome "
@@ -93,6 +115,9 @@ class WalletMetrics:
         """Read at scrape time, so the number is current and costs nothing per request."""
         self.pool_in_use.set_function(in_use)
         self.pool_capacity.set(capacity)
+
+    def watch_outbox(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._registry.register(OutboxCollector(counts))
 
     def error(self, method: str, error: WalletError) -> None:
         """Hook of the error mapping: every refused call passes here with its code."""

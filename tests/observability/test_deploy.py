@@ -54,7 +54,7 @@ def test_promtool_accepts_the_rules_their_tests_and_the_config(args: list[str]) 
 
 def _exposed() -> set[str]:
     registry = CollectorRegistry()
-    WalletMetrics(registry)
+    WalletMetrics(registry).watch_outbox(dict)
     FraudMetrics(registry)
     GatewayMetrics(registry)
     RpcMetricsInterceptor(registry)

@@ -395,6 +395,12 @@ def test_fraud_down_counts_a_fail_open_movement_and_the_failed_call(lone: Lone) 
     assert _delta(before, after, "wallet_fraud_fail_open_total", type="deposit") == 1
     assert _delta(before, after, "wallet_fraud_call_seconds_count", outcome="UNAVAILABLE") == 1
     assert _delta(before, after, "wallet_fraud_call_seconds_count", outcome="ok") == 0
+    # The flag wrote one outbox event with the movement (delivered or not by now).
+    outbox = sum(
+        _delta(before, after, "wallet_outbox_events", status=status)
+        for status in ("pending", "sent", "dead")
+    )
+    assert outbox == 1
     assert (
         _delta(
             before,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,18 +15,14 @@ from common.processes import free_address
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
 from tests.support import (
-    CreateDatabase,
     HeldFraud,
     RunningWallet,
     admin_auth,
     count_rows,
-    database_url,
     expect_error,
     held_fraud_server,
     new_user,
     seen_by_admin,
-    start_wallet,
-    wallet_settings,
 )
 from wallet_service.ledger import verify_ledger
 from wallet_service.schema import ledger_entries, transactions
@@ -203,42 +198,6 @@ def test_admin_soft_deletes_a_transaction(stub: Stub, wallet: RunningWallet) -> 
 # -- fraud service variants: each gets its own wallet on a fresh database, on both stores -----
 
 CALL_TIMEOUT = 30.0  # a hang guard only, never a measure of speed
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def make_wallet(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_database_factory: CreateDatabase
-) -> Iterator[object]:
-    backend = request.param
-    started: list[RunningWallet] = []
-
-    def make(fraud_addr: str, **env: str) -> tuple[RunningWallet, Stub]:
-        url = database_url(backend, tmp_path, pg_database_factory)
-        running = start_wallet(wallet_settings(url, fraud_addr, **env), backend)
-        started.append(running)
-        return running, wallet_pb2_grpc.WalletServiceStub(grpc.insecure_channel(running.addr))
-
-    yield make
-    for running in started:
-        running.server.stop(0)
-
-
-@pytest.fixture
-def blocking_fraud(tmp_path: Path) -> Iterator[str]:
-    rules = Path("fraud_service/rules.toml").read_text()
-    block = rules.replace(
-        '[rules.large_amount]\nenabled = true\ndecision = "REVIEW"',
-        '[rules.large_amount]\nenabled = true\ndecision = "BLOCK"',
-    )
-    assert block != rules
-    path = tmp_path / "rules.toml"
-    path.write_text(block)
-    server = create_fraud_server(
-        FraudSettings.from_env({"FRAUD_ADDR": "127.0.0.1:0", "FRAUD_RULES_FILE": str(path)})
-    )
-    server.start()
-    yield f"127.0.0.1:{server.port}"
-    server.stop(0)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from wallet_service.errors import WalletError
+from wallet_service.events import Event, movement_events
 from wallet_service.ledger import (
     LockedAccount,
     MovementDecision,
@@ -24,6 +25,7 @@ from wallet_service.ledger import (
 from wallet_service.models import MovementPlan, Transaction
 from wallet_service.schema import accounts, ledger_entries, transactions, users
 from wallet_service.store.db import MAX_WRITE_ATTEMPTS, Db
+from wallet_service.store.outbox import add_events
 from wallet_service.store.rows import transaction_from_row, transaction_row
 from wallet_service.store.statements import PRIOR_BY_KEYS
 from wallet_service.store_contract import MovementResult
@@ -61,6 +63,7 @@ class _Batch:
         self.db, self.conn, self.plans = db, conn, plans
         self.tx_rows: list[dict[str, Any]] = []
         self.entry_rows: list[dict[str, Any]] = []
+        self.events: list[Event] = []
         self.dirty: set[int] = set()
         self.done_by_key: dict[tuple[str, str], Transaction] = {}
 
@@ -129,10 +132,14 @@ class _Batch:
         )
         if plan.reverses_transaction_id:
             self.reversed_already.add(plan.reverses_transaction_id)
+        # Flagged, blocked, reversed, received: reported by the outbox in this same batch
+        # transaction, so an event exists exactly when its movement committed.
+        self.events += movement_events(decision.transaction)
 
     def _write(self) -> None:
         """Final balances (absolute values of rows we hold locked), then the transaction rows
-        (a unique-key race raises IntegrityError and the whole batch reruns), then entries."""
+        (a unique-key race raises IntegrityError and the whole batch reruns), then entries, then
+        the outbox events."""
         if self.dirty:
             by_id = {a.id: a for a in self.accounts.values()}
             self.conn.execute(
@@ -145,6 +152,7 @@ class _Batch:
             self.conn.execute(insert(transactions), self.tx_rows)
         if self.entry_rows:
             self.conn.execute(insert(ledger_entries), self.entry_rows)
+        add_events(self.conn, self.events)
 
 
 def _lock_users(

@@ -9,6 +9,8 @@ their SQL through one `Db` (db.py: transactions, retries, the dialect):
                    ledger.decide_movement, bulk write)
 - transactions.py  TransactionQueries: lookups, listings, reviews, soft deletion
 - audit.py         LedgerAudit: the audit behind ledger.verify_ledger
+- outbox.py        OutboxQueries: the event outbox's claims, leases and outcomes (its
+                   `add_events` is called by the writes above, in their transactions)
 - sender_turns.py  SenderTurns: one sender's movements in turn
 - statements.py, rows.py: prebuilt statements and row mapping, shared by the parts
 What each method locks, until when, and what it returns when nothing matches is stated
@@ -25,12 +27,15 @@ from wallet_service.store.audit import LedgerAudit
 from wallet_service.store.balances import BalanceQueries
 from wallet_service.store.db import Db
 from wallet_service.store.movements import MovementWrites
+from wallet_service.store.outbox import OutboxQueries
 from wallet_service.store.sender_turns import SenderTurns
 from wallet_service.store.transactions import TransactionQueries
 from wallet_service.store.users import UserQueries
 
 
-class SqlStore(UserQueries, BalanceQueries, MovementWrites, TransactionQueries, LedgerAudit):
+class SqlStore(
+    UserQueries, BalanceQueries, MovementWrites, TransactionQueries, LedgerAudit, OutboxQueries
+):
     """`WalletStore` on SQLAlchemy Core: the parts share nothing but `_db`, and no part
     overrides another's method."""
 

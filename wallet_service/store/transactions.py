@@ -9,9 +9,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from wallet_service.errors import FailedPrecondition, NotFound
+from wallet_service.events import review_event
 from wallet_service.models import ReviewStatus, Transaction, TransactionQuery
 from wallet_service.schema import transactions
 from wallet_service.store.db import Db, present
+from wallet_service.store.outbox import add_events
 from wallet_service.store.rows import transaction_from_row
 from wallet_service.store.statements import (
     FROM_ACCOUNT,
@@ -99,6 +101,8 @@ class TransactionQueries:
                 )
             )
             if result.rowcount == 1:
+                reviewed = conn.execute(TRANSACTION_SELECT.where(transactions.c.id == tx_id))
+                add_events(conn, [review_event(transaction_from_row(reviewed.one()))])
                 if freeze_reason is not None:
                     initiator = select(transactions.c.initiated_by).where(
                         transactions.c.id == tx_id

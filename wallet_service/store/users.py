@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from wallet_service.errors import AlreadyExists, FailedPrecondition, NotFound
+from wallet_service.events import freeze_event
 from wallet_service.identity import canonical_username
 from wallet_service.models import Role, User
 from wallet_service.schema import accounts, users
 from wallet_service.store.db import Db, present
+from wallet_service.store.outbox import add_events
 from wallet_service.store.rows import new_user_row, user_from_row
 from wallet_service.store.statements import LIVE_USER_BY_NAME, USER_BY_ID
 
@@ -173,12 +175,17 @@ class UserQueries:
 
 def freeze(conn: Connection, user_id: Any, frozen_by: str, reason: str, now: datetime) -> None:
     """Freeze the live user `user_id` (a value or a scalar subquery) unless frozen already:
-    the first record of who, when and why is the one kept."""
-    conn.execute(
+    the first record of who, when and why is the one kept. A new freeze is reported
+    (`user.frozen`) by the outbox in the same transaction."""
+    frozen_id = conn.execute(
         update(users)
         .where(users.c.id == user_id, users.c.deleted_at.is_(None), users.c.frozen_at.is_(None))
         .values(frozen_at=now, frozen_by=frozen_by, frozen_reason=reason)
-    )
+        .returning(users.c.id)
+    ).scalar_one_or_none()
+    if frozen_id is not None:
+        row = conn.execute(USER_BY_ID, {"user_id": frozen_id}).one()
+        add_events(conn, [freeze_event(user_from_row(row))])
 
 
 def _require_live_user(conn: Connection, user_id: str) -> None:

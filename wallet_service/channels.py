@@ -1,0 +1,181 @@
+"""The notifier's channels (adapters): signed webhooks over HTTP (httpx), email over SMTP
+(smtplib), or as .eml files when no SMTP server is configured."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from wallet_service.events import FRAUD_ALERT_TYPES, Event
+from wallet_service.notifier import DeliveryFailed
+
+
+def signature(secrets: Sequence[str], timestamp: int, body: bytes) -> str:
+    """`t=<ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>`, one v1 per secret (rotation:
+    receivers accept any of them)."""
+    signed = str(timestamp).encode() + b"." + body
+    macs = [hmac.new(s.encode(), signed, hashlib.sha256).hexdigest() for s in secrets]
+    return ",".join([f"t={timestamp}", *(f"v1={m}" for m in macs)])
+
+
+class WebhookChannel:
+    """POSTs every event as JSON to one URL; any non-2xx answer or a transport error
+    (timeout, refused) is a temporary failure, retried with backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        secrets: Sequence[str],
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url, self.secrets, self.clock = url, list(secrets), clock
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    @property
+    def name(self) -> str:
+        return f"webhook:{self.url}"
+
+    def wants(self, event: Event) -> bool:
+        return True
+
+    def deliver(self, event: Event) -> None:
+        body = json.dumps(event.body(), sort_keys=True, separators=(",", ":")).encode()
+        timestamp = int(self.clock())
+        headers = {
+            "Content-Type": "application/json",
+            "Webhook-Id": event.id,
+            "Webhook-Timestamp": str(timestamp),
+            "Webhook-Signature": signature(self.secrets, timestamp, body),
+        }
+        try:
+            reply = self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not reply.is_success:
+            raise DeliveryFailed(f"HTTP {reply.status_code}")
+
+
+def alert_message(event: Event, *, sender: str, to: Sequence[str], admin_url: str) -> EmailMessage:
+    """The fraud team's email about a flagged or blocked transaction."""
+    d = event.data
+    msg = EmailMessage()
+    verb = "blocked" if event.type.value.endswith("blocked") else "flagged for review"
+    msg["Subject"] = f"[wallet] {d['transaction_type']} of {d['amount']} {d['currency']} {verb}"
+    msg["From"], msg["To"] = sender, ", ".join(to)
+    msg["Date"] = formatdate(localtime=False)
+    # The event id is the de-duplication key of every message (also in Message-ID).
+    msg["Message-ID"] = f"<{event.id}@wallet>"
+    msg["X-Wallet-Event-Id"], msg["X-Wallet-Event-Type"] = event.id, event.type.value
+    reasons = "\n".join(f"  - {r['rule_id']}: {r['description']}" for r in d["fraud_reasons"])
+    msg.set_content(
+        f"Transaction {d['transaction_id']} was {verb}.\n\n"
+        f"Type:      {d['transaction_type']}\n"
+        f"Amount:    {d['amount']} {d['currency']}\n"
+        f"From:      {d['from_username'] or '(outside)'}\n"
+        f"To:        {d['to_username'] or '(outside)'}\n"
+        f"Decision:  {d['fraud_decision']} (score {d['fraud_score']})\n"
+        f"Rule set:  {d['rules_version'] or '(none)'}\n"
+        f"Reasons:\n{reasons or '  (none)'}\n\n"
+        f"Review it: {admin_url.rstrip('/')}/admin/transactions/{d['transaction_id']}\n"
+        f"Event id:  {event.id}\n"
+    )
+    return msg
+
+
+@dataclass(frozen=True)
+class AlertRoute:
+    """Who sends the fraud alerts, to whom, and where their "review it" link points."""
+
+    sender: str
+    to: tuple[str, ...]
+    admin_url: str
+
+
+class _AlertEmail:
+    """Flag and block alerts to the fraud team's addresses."""
+
+    def __init__(self, route: AlertRoute) -> None:
+        self.sender, self.to, self.admin_url = route.sender, list(route.to), route.admin_url
+
+    @property
+    def name(self) -> str:
+        return "email:fraud-alerts"
+
+    def wants(self, event: Event) -> bool:
+        return bool(self.to) and event.type in FRAUD_ALERT_TYPES
+
+    def message(self, event: Event) -> EmailMessage:
+        return alert_message(event, sender=self.sender, to=self.to, admin_url=self.admin_url)
+
+
+class SmtpAlertEmail(_AlertEmail):
+    """Over SMTP: `smtp://[user:password@]host[:port]` (STARTTLS when offered) or
+    `smtps://...` (TLS from the start). 4xx answers, refused connections and timeouts are
+    temporary; 5xx answers permanent."""
+
+    def __init__(self, smtp_url: str, route: AlertRoute, *, timeout: float = 10.0) -> None:
+        super().__init__(route)
+        self.url, self.timeout = urlsplit(smtp_url), timeout
+        if self.url.scheme not in ("smtp", "smtps") or not self.url.hostname:
+            raise ValueError("SMTP_URL must be smtp://host[:port] or smtps://host[:port]")
+
+    def deliver(self, event: Event) -> None:
+        try:
+            with self._connect() as smtp:
+                smtp.send_message(self.message(event))
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = min(codes) >= 500
+            raise DeliveryFailed(f"recipients refused: {codes}", permanent=permanent) from exc
+        except smtplib.SMTPResponseException as exc:
+            permanent = exc.smtp_code >= 500
+            raise DeliveryFailed(f"SMTP {exc.smtp_code}", permanent=permanent) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        host, secure = self.url.hostname or "", self.url.scheme == "smtps"
+        port = self.url.port or (465 if secure else 25)
+        smtp: smtplib.SMTP
+        if secure:
+            smtp = smtplib.SMTP_SSL(host, port, timeout=self.timeout)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=self.timeout)
+            smtp.ehlo()
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+        if self.url.username:
+            smtp.login(unquote(self.url.username), unquote(self.url.password or ""))
+        return smtp
+
+
+class EmlDirectoryAlertEmail(_AlertEmail):
+    """Without SMTP_URL: each email as `<event id>.eml` in a directory (zero set-up; a
+    redelivery overwrites the same file)."""
+
+    def __init__(self, directory: Path, route: AlertRoute) -> None:
+        super().__init__(route)
+        self.directory = directory
+
+    def deliver(self, event: Event) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"{event.id}.eml"
+            path.write_bytes(bytes(self.message(event)))
+        except OSError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,159 @@
+"""The transactional outbox: events stored inside the writes they report (`add_events`,
+called by the other parts on their own connection, so inside their transaction), and the
+delivery worker's claims, leases and outcomes. Contracts: wallet_service.store_contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from wallet_service.events import Event, EventType, OutboxEntry, OutboxStatus
+from wallet_service.models import as_utc
+from wallet_service.schema import outbox_events
+from wallet_service.store.db import Db
+
+o = outbox_events
+
+
+def add_events(conn: Connection, events: Sequence[Event]) -> None:
+    """Store `events` as pending, due at once, on `conn`: in the caller's transaction, so
+    they commit (or roll back) with the change they report."""
+    if events:
+        conn.execute(insert(outbox_events), [_event_row(e) for e in events])
+
+
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "payload": json.dumps(event.body(), sort_keys=True),
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": event.created_at,
+        "delivered_to": "[]",
+        "created_at": event.created_at,
+    }
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Pending, due, and not leased (or its lease ran out: the worker holding it died)."""
+    return (
+        (o.c.status == OutboxStatus.PENDING.value)
+        & (o.c.next_attempt_at <= now)
+        & or_(o.c.lease_until.is_(None), o.c.lease_until <= now)
+    )
+
+
+class OutboxQueries:
+    """The delivery side of the outbox, over the store's `Db`."""
+
+    _db: Db
+
+    def claim_events(
+        self, *, owner: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[OutboxEntry]:
+        def work(conn: Connection) -> list[OutboxEntry]:
+            # PostgreSQL: rows another claimer holds are skipped, not waited for. SQLite
+            # renders no FOR UPDATE; its write lock (BEGIN IMMEDIATE) makes us the only
+            # claimer, and the conditional UPDATE below claims only what is still free.
+            due = conn.execute(
+                select(o.c.id)
+                .where(_claimable(now))
+                .order_by(o.c.next_attempt_at, o.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+            lease_until = now + timedelta(seconds=lease_seconds)
+            claimed = []
+            for event_id in list(due):
+                won = conn.execute(
+                    update(o)
+                    .where(o.c.id == event_id, _claimable(now))
+                    .values(lease_owner=owner, lease_until=lease_until, attempts=o.c.attempts + 1)
+                ).rowcount
+                if won == 1:
+                    claimed.append(event_id)
+            if not claimed:
+                return []
+            rows = conn.execute(select(o).where(o.c.id.in_(claimed)).order_by(o.c.id)).all()
+            return [_entry(row) for row in rows]
+
+        return self._db.write(work)
+
+    def settle_event(
+        self,
+        *,
+        event_id: str,
+        owner: str,
+        delivered_to: frozenset[str],
+        status: OutboxStatus,
+        next_attempt_at: datetime | None,
+        error: str | None,
+        now: datetime,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "status": status.value,
+            "lease_owner": None,
+            "lease_until": None,
+            "delivered_to": json.dumps(sorted(delivered_to)),
+            "last_error": error,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if status is OutboxStatus.SENT:
+            values["sent_at"] = now
+        stmt = (
+            update(o)
+            .where(
+                o.c.id == event_id,
+                o.c.lease_owner == owner,
+                o.c.status == OutboxStatus.PENDING.value,
+            )
+            .values(**values)
+        )
+        return bool(self._db.write(lambda conn: conn.execute(stmt).rowcount) == 1)
+
+    def retry_dead_event(self, *, event_id: str, now: datetime) -> bool:
+        stmt = (
+            update(o)
+            .where(o.c.id == event_id, o.c.status == OutboxStatus.DEAD.value)
+            .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now)
+        )
+        return bool(self._db.write(lambda conn: conn.execute(stmt).rowcount) == 1)
+
+    def outbox_counts(self) -> dict[OutboxStatus, int]:
+        with self._db.read() as conn:
+            rows = conn.execute(select(o.c.status, func.count()).group_by(o.c.status)).all()
+        counts = {status: 0 for status in OutboxStatus}
+        counts.update({OutboxStatus(r[0]): int(r[1]) for r in rows})
+        return counts
+
+    def list_outbox(self, *, status: OutboxStatus, limit: int) -> list[OutboxEntry]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(o).where(o.c.status == status.value).order_by(o.c.id).limit(limit)
+            ).all()
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: Row[Any]) -> OutboxEntry:
+    body = json.loads(row.payload)
+    event = Event(
+        id=row.id,
+        type=EventType(row.type),
+        created_at=as_utc(row.created_at),
+        data=body["data"],
+    )
+    return OutboxEntry(
+        event=event,
+        attempts=int(row.attempts),
+        delivered_to=frozenset(json.loads(row.delivered_to)),
+        status=OutboxStatus(row.status),
+        last_error=row.last_error,
+    )
