@@ -43,11 +43,14 @@ class TelemetrySettings:
     otlp_endpoint: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], port_variable: str) -> TelemetrySettings:
-        """`port_variable` (e.g. WALLET_METRICS_PORT) wins over the shared METRICS_PORT."""
-        raw = env.get(port_variable, "").strip() or env.get("METRICS_PORT", "").strip()
+    def from_env(cls, env: Mapping[str, str], port_variable: str | None) -> TelemetrySettings:
+        """`port_variable` (e.g. WALLET_METRICS_PORT) wins over the shared METRICS_PORT; None
+        for a process that serves its metrics elsewhere (the gateway: GET /metrics)."""
+        raw = ""
+        if port_variable is not None:
+            raw = env.get(port_variable, "").strip() or env.get("METRICS_PORT", "").strip()
         return cls(
-            metrics_port=_port(port_variable, raw) if raw else None,
+            metrics_port=_port(port_variable or "METRICS_PORT", raw) if raw else None,
             metrics_host=env_str(env, "METRICS_HOST", cls.metrics_host),
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip(),
         )

@@ -61,7 +61,7 @@ class GatewaySettings:
             ),
             forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
             log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
-            telemetry=TelemetrySettings.from_env(env, "GATEWAY_METRICS_PORT"),
+            telemetry=TelemetrySettings.from_env(env, None),
         )
 
 
