@@ -214,6 +214,11 @@ BODIES: dict[str, dict[str, object]] = {
     "freeze": {"reason": "x"},
     "/admin/fraud/rulesets": {"rules": [{"kind": "large_amount", "params": {"threshold": 1}}]},
     "/admin/fraud/lists/{list_name}": {"username": "someone"},
+    "/admin/fraud/backtest": {
+        "version": 1,
+        "since": "2020-01-01T00:00:00Z",
+        "until": "2020-01-02T00:00:00Z",
+    },
 }
 
 
