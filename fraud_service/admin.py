@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fraud_service.rules import BLOCK_LIST
+from fraud_service.backtest import Report, ScoredMovement, backtest
+from fraud_service.rules import BLOCK_LIST, RuleSet
 from fraud_service.rulesets import RuleSetError, parse_rule_set, to_document
 from fraud_service.store_contract import (
     LIST_NAMES,
@@ -28,6 +29,8 @@ from wallet_service.identity import canonical_if_valid
 MAX_DESCRIPTION = 500
 MAX_LIST_RULES = 50
 MAX_SNOOZE_DAYS = 365
+# Per Backtest call: bounds the request (about 2 MB at worst) and the call's time.
+MAX_BACKTEST_ITEMS = 1000
 _RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}|\*")
 
 
@@ -79,6 +82,16 @@ class FraudAdmin:
             return self.store.activate(version=version, actor=actor)
         except RuleSetNotFound as exc:
             raise AdminError("not_found", "rule_set_not_found", str(exc)) from None
+
+    def backtest(self, version: int, items: Sequence[ScoredMovement]) -> Report:
+        """`version`'s rules over `items` (any status: usually a draft). Nothing stored."""
+        if len(items) > MAX_BACKTEST_ITEMS:
+            raise _invalid(
+                "items", f"at most {MAX_BACKTEST_ITEMS} items per Backtest call, got {len(items)}"
+            )
+        record = self.get_rule_set(version)
+        rule_set = RuleSet(version=str(record.version), rules=parse_rule_set(record.document))
+        return backtest(rule_set, items)
 
     def add_list_entry(
         self, *, list_name: str, username: str, rules: Sequence[str], note: str, actor: str

@@ -18,6 +18,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from fraud_service.admin import AdminError, FraudAdmin
+from fraud_service.backtest import Report, ScoredMovement
+from fraud_service.rules import InvalidInput
+from fraud_service.servicer import features_from_proto, movement_from_proto
 from fraud_service.store_contract import ListEntryRecord, RuleSetRecord, SnoozeRecord
 
 ERROR_DOMAIN = "fraud.v1"
@@ -111,6 +114,35 @@ def snooze_to_proto(snooze: SnoozeRecord) -> fraud_pb2.Snooze:
         note=snooze.note,
         created_by=snooze.created_by,
         created_at=_time(snooze.created_at),
+    )
+
+
+def scored_movement(item: fraud_pb2.BacktestItem) -> ScoredMovement:
+    return ScoredMovement(
+        movement=movement_from_proto(item.request.movement),
+        features=features_from_proto(item.request.features),
+        live_decision=item.live_decision,
+        live_rule_ids=tuple(item.live_rule_ids),
+        review_status=item.review_status,
+    )
+
+
+def report_to_proto(version: int, report: Report) -> fraud_pb2.BacktestReport:
+    totals = {name: getattr(report, name) for name in Report.__dataclass_fields__}
+    rules = totals.pop("rules")
+    return fraud_pb2.BacktestReport(
+        version=version,
+        rules=[
+            fraud_pb2.RuleBacktest(
+                rule_id=r.rule_id,
+                hits=r.hits,
+                live_hits=r.live_hits,
+                confirmed_fraud_hits=r.confirmed_fraud_hits,
+                cleared_hits=r.cleared_hits,
+            )
+            for r in rules
+        ],
+        **totals,
     )
 
 
@@ -211,3 +243,20 @@ class FraudAdminServicer(fraud_pb2_grpc.FraudAdminServicer):
         except AdminError as exc:
             _abort(context, exc)
         return fraud_pb2.ListSnoozesResponse(snoozes=[snooze_to_proto(r) for r in records])
+
+    def Backtest(
+        self, request: fraud_pb2.BacktestRequest, context: grpc.ServicerContext
+    ) -> fraud_pb2.BacktestReport:
+        try:
+            items = []
+            for index, item in enumerate(request.items):
+                try:
+                    items.append(scored_movement(item))
+                except InvalidInput as exc:
+                    raise AdminError(
+                        "invalid_argument", "invalid_argument", f"items[{index}]: {exc}"
+                    ) from None
+            report = self._admin.backtest(request.version, items)
+        except AdminError as exc:
+            _abort(context, exc)
+        return report_to_proto(request.version, report)

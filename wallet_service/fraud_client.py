@@ -14,15 +14,27 @@ from opentelemetry.instrumentation.grpc import client_interceptor, filters, grpc
 from opentelemetry.trace import TracerProvider
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
+from wallet_service.errors import InvalidArgument, NotFound, Unavailable, WalletError
 from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
-from wallet_service.scoring import ScoreInput, ScorerUnavailable, SnoozeInput, SnoozeRefused
+from wallet_service.scoring import (
+    REPORT_COUNTS,
+    BacktestItem,
+    BacktestReport,
+    RuleBacktest,
+    ScoreInput,
+    ScorerUnavailable,
+    SnoozeInput,
+    SnoozeRefused,
+)
 
 # A review waits for its snooze to be recorded; generous, it is not on the money path.
 SNOOZE_TIMEOUT_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
 
-BATCH_ITEM_SECONDS = 0.001  # added to the fraud deadline per item of a ScoreBatch
+BATCH_ITEM_SECONDS = 0.001
+# fraud.v1.FraudAdmin/Backtest takes at most this many items per call.
+BACKTEST_CHUNK = 1000  # added to the fraud deadline per item of a ScoreBatch
 
 _DECISIONS = {
     fraud_pb2.ALLOW: Decision.ALLOW,
@@ -111,6 +123,29 @@ class GrpcFraudScorer:
                 raise SnoozeRefused(exc.details() or "snooze refused") from exc  # type: ignore[attr-defined]
             raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc  # type: ignore[attr-defined]
 
+    def backtest(
+        self, version: int, items: Sequence[BacktestItem], *, timeout_seconds: float
+    ) -> BacktestReport:
+        """Chunks of BACKTEST_CHUNK items, one Backtest call each, all within one
+        deadline; the chunks' reports add up to the range's."""
+        deadline = time.monotonic() + timeout_seconds
+        report = BacktestReport(version=version)
+        for start in range(0, max(len(items), 1), BACKTEST_CHUNK):
+            chunk = items[start : start + BACKTEST_CHUNK]
+            request = fraud_pb2.BacktestRequest(
+                version=version, items=[_backtest_item(item) for item in chunk]
+            )
+            try:
+                reply = self._admin.Backtest(
+                    request,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    metadata=((REQUEST_ID_HEADER, current_request_id()),),
+                )
+            except grpc.RpcError as exc:
+                raise _backtest_error(exc) from exc
+            report = report + _report(reply)
+        return report
+
     def is_serving(self) -> bool:
         try:
             reply = self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
@@ -132,6 +167,42 @@ def _verdict(reply: fraud_pb2.ScoreResponse) -> FraudVerdict:
         reasons=tuple(FraudReason(r.rule_id, r.description) for r in reply.reasons),
         rules_version=reply.rules_version,
     )
+
+
+def _backtest_item(item: BacktestItem) -> fraud_pb2.BacktestItem:
+    return fraud_pb2.BacktestItem(
+        request=_request(item.movement),
+        live_decision=item.live_decision,
+        live_rule_ids=list(item.live_rule_ids),
+        review_status=item.review_status,
+    )
+
+
+def _report(reply: fraud_pb2.BacktestReport) -> BacktestReport:
+    return BacktestReport(
+        version=reply.version,
+        **{name: getattr(reply, name) for name in REPORT_COUNTS},
+        rules=tuple(
+            RuleBacktest(
+                rule_id=r.rule_id,
+                hits=r.hits,
+                live_hits=r.live_hits,
+                confirmed_fraud_hits=r.confirmed_fraud_hits,
+                cleared_hits=r.cleared_hits,
+            )
+            for r in reply.rules
+        ),
+    )
+
+
+def _backtest_error(exc: grpc.RpcError) -> WalletError:
+    code = exc.code()  # type: ignore[attr-defined]
+    details = exc.details() or code.name  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound("rule_set_not_found", details)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument("invalid_argument", details)
+    return Unavailable("fraud_unavailable", f"The fraud service did not answer: {code.name}")
 
 
 def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:

@@ -149,6 +149,8 @@ class MovementPlan:
     # account that got its money back).
     report_balance_of: str | None = None
     note: str | None = None
+    # What the scorer was sent; stored with the transaction for backtests.
+    features: MovementFeatures | None = None
 
     def __post_init__(self) -> None:
         # A plan is built from already-validated input; these guard the ledger against a
@@ -183,6 +185,14 @@ class MovementFeatures:
     recent_day_amounts_minor: tuple[int, ...]
     distinct_counterparties_last_day: int
     balance_minor: int
+
+
+@dataclass(frozen=True)
+class ScoredTransaction:
+    """A scored movement with the features it was scored with (what a backtest replays)."""
+
+    transaction: Transaction
+    features: MovementFeatures
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ transactions = Table(
     Column("fraud_decision", String(16), nullable=True),
     Column("fraud_reasons", Text, nullable=True),  # JSON list of {rule_id, description}
     Column("fraud_rules_version", String(64), nullable=True),
+    # JSON of the MovementFeatures sent with the Score call (NULL: not scored, e.g. a
+    # reversal, or written before 0014), so a backtest replays exactly what was scored.
+    Column("fraud_features", Text, nullable=True),
     Column("flagged", Boolean, nullable=False, server_default=text("false")),
     Column("review_status", String(16), nullable=True),
     Column("reviewed_by", String(36), ForeignKey("users.id"), nullable=True),

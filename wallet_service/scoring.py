@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from wallet_service.errors import Unavailable
 from wallet_service.models import Decision, FraudReason, FraudVerdict, MovementFeatures, TxType
 from wallet_service.money import major_to_minor
 
@@ -53,6 +54,63 @@ class SnoozeRefused(ValueError):
     """The fraud service refused the snooze (e.g. a rule id it cannot snooze)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class BacktestItem:
+    """A stored movement to replay: what was sent to the scorer, and what came of it."""
+
+    movement: ScoreInput
+    live_decision: str  # the stored verdict's decision
+    live_rule_ids: tuple[str, ...]
+    review_status: str  # "" when never flagged
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleBacktest:
+    rule_id: str
+    hits: int = 0  # the replayed version's rule hits
+    live_hits: int = 0  # the stored verdicts named this rule id
+    confirmed_fraud_hits: int = 0
+    cleared_hits: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacktestReport:
+    """Counts over the replayed movements (fraud.v1.BacktestReport says what each means).
+    Counts add up, so the report of a range is the sum of its chunks' (`+`)."""
+
+    version: int
+    movements: int = 0
+    flagged: int = 0
+    blocked: int = 0
+    live_flagged: int = 0
+    live_blocked: int = 0
+    live_unscored: int = 0
+    newly_caught: int = 0
+    no_longer_caught: int = 0
+    confirmed_fraud: int = 0
+    confirmed_fraud_caught: int = 0
+    cleared: int = 0
+    cleared_still_caught: int = 0
+    rules: tuple[RuleBacktest, ...] = ()
+
+    def __add__(self, other: BacktestReport) -> BacktestReport:
+        rules = {r.rule_id: r for r in self.rules}
+        for r in other.rules:
+            mine = rules.get(r.rule_id, RuleBacktest(rule_id=r.rule_id))
+            rules[r.rule_id] = RuleBacktest(
+                rule_id=r.rule_id,
+                **{name: getattr(mine, name) + getattr(r, name) for name in _RULE_COUNTS},
+            )
+        totals = {name: getattr(self, name) + getattr(other, name) for name in REPORT_COUNTS}
+        return BacktestReport(version=self.version, **totals, rules=tuple(rules.values()))
+
+
+_RULE_COUNTS = ("hits", "live_hits", "confirmed_fraud_hits", "cleared_hits")
+REPORT_COUNTS = tuple(
+    name for name in BacktestReport.__dataclass_fields__ if name not in ("version", "rules")
+)
+
+
 class Scorer(Protocol):
     def score(self, movement: ScoreInput) -> FraudVerdict:
         """A verdict, or ScorerUnavailable."""
@@ -63,6 +121,12 @@ class Scorer(Protocol):
 
     def snooze(self, request: SnoozeInput) -> None:
         """Recorded by the fraud service, or SnoozeRefused / ScorerUnavailable."""
+
+    def backtest(
+        self, version: int, items: Sequence[BacktestItem], *, timeout_seconds: float
+    ) -> BacktestReport:
+        """`version`'s rules replayed on `items`, within `timeout_seconds` in all; or
+        NotFound(rule_set_not_found) / InvalidArgument / Unavailable(fraud_unavailable)."""
 
     def close(self) -> None: ...
 
@@ -87,6 +151,11 @@ class ThresholdScorer:
 
     def snooze(self, request: SnoozeInput) -> None:
         raise ScorerUnavailable("snoozes need the fraud service (FRAUD_ADDR)")
+
+    def backtest(
+        self, version: int, items: Sequence[BacktestItem], *, timeout_seconds: float
+    ) -> BacktestReport:
+        raise Unavailable("fraud_unavailable", "Backtests need the fraud service (FRAUD_ADDR)")
 
     def close(self) -> None:
         return None

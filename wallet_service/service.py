@@ -22,6 +22,7 @@ from common.limits import (
     MAX_PAGE_SIZE,
 )
 from common.ratelimit import ceil_seconds
+from wallet_service import backtests
 from wallet_service.auth import (
     TokenIssuer,
     hash_password,
@@ -64,6 +65,7 @@ from wallet_service.models import (
 )
 from wallet_service.money import CurrencyBook
 from wallet_service.scoring import (
+    BacktestReport,
     ScoreInput,
     Scorer,
     ScorerUnavailable,
@@ -133,6 +135,8 @@ class WalletService:
         # Canonical names nobody may register (the configured admin's, even before the
         # bootstrap ran, so nobody can claim it first).
         self.reserved_usernames = frozenset(canonical_username(n) for n in reserved_usernames)
+        # The most movements one backtest replays (a test may narrow it to reach it cheaply).
+        self.backtest_max_movements = backtests.MAX_MOVEMENTS
 
     # -- identity -----------------------------------------------------------------------
 
@@ -403,8 +407,11 @@ class WalletService:
                 r.recipient,
                 verdict,
                 now,
+                movement.features,
             )
-            for r, verdict in zip(requests, self._verdicts(movements), strict=True)
+            for r, movement, verdict in zip(
+                requests, movements, self._verdicts(movements), strict=True
+            )
         ]
         if mode is BatchMode.ATOMIC:
             for r, plan in zip(requests, plans, strict=True):
@@ -469,7 +476,7 @@ class WalletService:
         movement = self._score_input(caller, tx_type, amount, currency, recipient, now, features)
         verdict = self._verdicts([movement])[0]
         return self._plan(
-            caller, tx_type, amount, currency, key, fingerprint, recipient, verdict, now
+            caller, tx_type, amount, currency, key, fingerprint, recipient, verdict, now, features
         )
 
     def _plan(
@@ -483,6 +490,7 @@ class WalletService:
         recipient: User | None,
         verdict: FraudVerdict,
         now: datetime,
+        features: MovementFeatures,
     ) -> MovementPlan:
         debit = None if tx_type is TxType.DEPOSIT else caller.id
         credit = caller.id if tx_type is TxType.DEPOSIT else (recipient.id if recipient else None)
@@ -503,6 +511,7 @@ class WalletService:
             verdict=verdict,
             created_at=now,
             report_balance_of=caller.id,
+            features=features,
         )
 
     def _check_money_quota(self, caller: User) -> None:
@@ -756,6 +765,32 @@ class WalletService:
         _require_admin(caller)
         target = self._admin_target(caller, username, verb="unfreeze")
         return user_for(caller, self.store.unfreeze_user(user_id=target.id))
+
+    def backtest_rule_set(
+        self,
+        caller: User,
+        *,
+        version: int,
+        since: str,
+        until: str,
+        timeout_seconds: float | None,
+    ) -> BacktestReport:
+        """Admins: `version`'s rules replayed on the movements scored in [since, until)
+        (wallet_service.backtests says how it is bounded)."""
+        _require_admin(caller)
+        start, end = _parse_time(since, "since"), _parse_time(until, "until")
+        if start is None or end is None:
+            raise InvalidArgument("invalid_time", "since and until are both required")
+        return backtests.run_backtest(
+            store=self.store,
+            scorer=self.scorer,
+            exponent=self.currencies.exponent,
+            version=version,
+            since=start,
+            until=end,
+            timeout_seconds=timeout_seconds,
+            max_movements=self.backtest_max_movements,
+        )
 
     def require_admin(self, caller: User) -> None:
         """For calls the wallet forwards on its admins' behalf (fraud_admin_proxy)."""

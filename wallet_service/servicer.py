@@ -10,6 +10,7 @@ from wallet_service.bulk import BatchMode, ItemResult, TransferItem
 from wallet_service.errors import InvalidArgument, WalletError
 from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
+from wallet_service.scoring import REPORT_COUNTS
 from wallet_service.service import ListFilters, Page, WalletService
 
 Context = grpc.ServicerContext
@@ -193,6 +194,34 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         self, request: wallet_pb2.UnfreezeUserRequest, context: Context
     ) -> wallet_pb2.User:
         return _user(self._service.unfreeze_user(current_user(), username=request.username))
+
+    def BacktestRuleSet(
+        self, request: wallet_pb2.BacktestRuleSetRequest, context: Context
+    ) -> wallet_pb2.BacktestRuleSetResponse:
+        report = self._service.backtest_rule_set(
+            current_user(),
+            version=request.version,
+            since=request.since,
+            until=request.until,
+            timeout_seconds=context.time_remaining(),
+        )
+        totals = {name: getattr(report, name) for name in REPORT_COUNTS}
+        return wallet_pb2.BacktestRuleSetResponse(
+            version=report.version,
+            since=request.since,
+            until=request.until,
+            rules=[
+                wallet_pb2.BacktestRuleCounts(
+                    rule_id=r.rule_id,
+                    hits=r.hits,
+                    live_hits=r.live_hits,
+                    confirmed_fraud_hits=r.confirmed_fraud_hits,
+                    cleared_hits=r.cleared_hits,
+                )
+                for r in report.rules
+            ],
+            **totals,
+        )
 
     # -- reply builders -------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from wallet_service.models import (
     MovementPlan,
     ReviewStatus,
     Role,
+    ScoredTransaction,
     Transaction,
     TransactionQuery,
     User,
@@ -173,6 +174,13 @@ class WalletStore(Protocol):
 
     def list_transactions(self, query: TransactionQuery) -> list[Transaction]:
         """Newest first, at most `query.limit` rows; [] when none match. No lock."""
+
+    def scored_transactions(
+        self, *, since: datetime, until: datetime, limit: int
+    ) -> list[ScoredTransaction]:
+        """Movements created in [since, until) that were scored with stored features
+        (every status, deleted or not), oldest first, at most `limit`; [] when none.
+        No lock."""
 
     def review_transaction(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,60 @@ def test_an_admin_lowers_the_large_amount_threshold_and_the_next_deposit_is_flag
     }
     assert statuses == {1: "archived", 2: "live"}
     assert ok(api.get("/admin/fraud/rulesets/1", headers=admin))["status"] == "archived"
+
+
+def test_an_admin_backtests_a_draft_on_the_last_day_then_activates_it(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The issue's flow through REST alone: history, draft, backtest, activate, flagged."""
+    _, user = new_user(api)
+    ids = [
+        ok(api.post("/deposit", headers=user, json={"amount": amount}), 201)["transaction_id"]
+        for amount in ("100.00", "600.00", "12000.00")
+    ]
+    review = {"resolution": "confirmed_fraud", "note": "stolen card"}
+    ok(api.post(f"/admin/transactions/{ids[2]}/review", headers=admin, json=review))
+    rules = [{"kind": "large_amount", "params": {"threshold": "500"}}]
+    draft = ok(api.post("/admin/fraud/rulesets", headers=admin, json={"rules": rules}), 201)
+    version = draft["rule_set"]["version"]
+    now = datetime.now(UTC)
+    last_day = {
+        "version": version,
+        "since": (now - timedelta(days=1)).isoformat(),
+        "until": (now + timedelta(minutes=1)).isoformat(),
+    }
+    report = ok(api.post("/admin/fraud/backtest", headers=admin, json=last_day))
+    totals = {k: v for k, v in report.items() if k not in ("since", "until", "rules")}
+    assert totals == {
+        "version": version,
+        "movements": 3,
+        "flagged": 2,
+        "blocked": 0,
+        "live_flagged": 1,
+        "live_blocked": 0,
+        "live_unscored": 0,
+        "newly_caught": 1,
+        "no_longer_caught": 0,
+        "confirmed_fraud": 1,
+        "confirmed_fraud_caught": 1,
+        "cleared": 0,
+        "cleared_still_caught": 0,
+    }
+    assert [(r["rule_id"], r["hits"], r["live_hits"]) for r in report["rules"]] == [
+        ("large_amount", 2, 1),
+        ("new_account", 0, 1),
+    ]
+    too_long = {**last_day, "since": (now - timedelta(days=8)).isoformat()}
+    assert_error(
+        api.post("/admin/fraud/backtest", headers=admin, json=too_long),
+        400,
+        "backtest_range_too_long",
+    )
+    ok(api.post(f"/admin/fraud/rulesets/{version}/activate", headers=admin))
+    deposit = ok(api.post("/deposit", headers=user, json={"amount": "600.00"}), 201)
+    assert deposit["flagged"] is True
+    tx = flagged_by_id(api, admin)[deposit["transaction_id"]]
+    assert tx["fraud_rules_version"] == str(version)
 
 
 def test_a_cleared_flag_with_a_7_day_snooze_stops_the_same_flag_for_that_user(

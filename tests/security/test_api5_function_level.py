@@ -67,6 +67,7 @@ ADMIN_METHODS = {
     "DeleteUser",
     "FreezeUser",
     "UnfreezeUser",
+    "BacktestRuleSet",
 }
 
 
@@ -111,6 +112,12 @@ def _admin_calls(
         ),
         "UnfreezeUser": lambda md: stub.UnfreezeUser(
             wallet_pb2.UnfreezeUserRequest(username=victim), metadata=md
+        ),
+        "BacktestRuleSet": lambda md: stub.BacktestRuleSet(
+            wallet_pb2.BacktestRuleSetRequest(
+                version=1, since="2020-01-01T00:00:00Z", until="2020-01-02T00:00:00Z"
+            ),
+            metadata=md,
         ),
         "ReviewTransaction(freeze)": lambda md: stub.ReviewTransaction(
             wallet_pb2.ReviewTransactionRequest(
@@ -207,6 +214,11 @@ BODIES: dict[str, dict[str, object]] = {
     "freeze": {"reason": "x"},
     "/admin/fraud/rulesets": {"rules": [{"kind": "large_amount", "params": {"threshold": 1}}]},
     "/admin/fraud/lists/{list_name}": {"username": "someone"},
+    "/admin/fraud/backtest": {
+        "version": 1,
+        "since": "2020-01-01T00:00:00Z",
+        "until": "2020-01-02T00:00:00Z",
+    },
 }
 
 

@@ -145,7 +145,10 @@ class _Batch:
         credit = self.accounts.get((plan.credit_user_id, plan.currency))
         self.tx_rows.append(
             transaction_row(
-                decision.transaction, debit.id if debit else None, credit.id if credit else None
+                decision.transaction,
+                debit.id if debit else None,
+                credit.id if credit else None,
+                plan.features,
             )
         )
         if plan.reverses_transaction_id:

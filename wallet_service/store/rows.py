@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from wallet_service.models import (
     Decision,
     FraudReason,
     FraudVerdict,
+    MovementFeatures,
     ReviewStatus,
     Role,
     Transaction,
@@ -93,10 +95,27 @@ def transaction_from_row(row: Row[Any]) -> Transaction:
     )
 
 
-def transaction_row(tx: Transaction, from_id: int | None, to_id: int | None) -> dict[str, Any]:
-    """The `transactions` row that records `tx` between the accounts `from_id`, `to_id`."""
+def features_json(features: MovementFeatures | None) -> str | None:
+    return json.dumps(dataclasses.asdict(features)) if features is not None else None
+
+
+def features_from_json(text: str) -> MovementFeatures:
+    raw = json.loads(text)
+    raw["recent_day_amounts_minor"] = tuple(raw["recent_day_amounts_minor"])
+    return MovementFeatures(**raw)
+
+
+def transaction_row(
+    tx: Transaction,
+    from_id: int | None,
+    to_id: int | None,
+    features: MovementFeatures | None = None,
+) -> dict[str, Any]:
+    """The `transactions` row that records `tx` between the accounts `from_id`, `to_id`,
+    with the fraud `features` it was scored with."""
     verdict = tx.verdict
     return {
+        "fraud_features": features_json(features),
         "id": tx.id,
         "type": tx.type.value,
         "status": tx.status.value,

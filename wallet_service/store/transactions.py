@@ -11,11 +11,11 @@ from sqlalchemy.engine import Connection
 
 from wallet_service.errors import FailedPrecondition, NotFound
 from wallet_service.events import review_event
-from wallet_service.models import ReviewStatus, Transaction, TransactionQuery
+from wallet_service.models import ReviewStatus, ScoredTransaction, Transaction, TransactionQuery
 from wallet_service.schema import transactions
 from wallet_service.store.db import Db, present
 from wallet_service.store.outbox import add_events
-from wallet_service.store.rows import transaction_from_row
+from wallet_service.store.rows import features_from_json, transaction_from_row
 from wallet_service.store.statements import (
     FROM_ACCOUNT,
     KEY_PROBE,
@@ -85,6 +85,24 @@ class TransactionQueries:
         with self._db.read() as conn:
             rows = conn.execute(stmt.order_by(t.c.id.desc()).limit(query.limit)).all()
         return [transaction_from_row(r) for r in rows]
+
+    def scored_transactions(
+        self, *, since: datetime, until: datetime, limit: int
+    ) -> list[ScoredTransaction]:
+        t = transactions
+        stmt = (
+            TRANSACTION_SELECT.where(
+                t.c.created_at >= since, t.c.created_at < until, t.c.fraud_features.is_not(None)
+            )
+            .order_by(t.c.created_at, t.c.id)
+            .limit(limit)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            ScoredTransaction(transaction_from_row(r), features_from_json(r.fraud_features))
+            for r in rows
+        ]
 
     def review_transaction(
         self,
