@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
-from gateway.routes import account, admin, auth, fraud_admin, money, probes
+from gateway.routes import account, admin, auth, fraud_admin, money, notifications, probes
 from gateway.settings import GatewaySettings
 
 
@@ -38,7 +38,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (auth, account, money, admin, fraud_admin, probes):
+    for module in (auth, account, money, admin, fraud_admin, notifications, probes):
         app.include_router(module.router)
     install_error_handlers(app)
     install_middleware(app, settings)

@@ -182,6 +182,8 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/rulesets/{version}/activate", "/admin/fraud/lists",
         "/admin/fraud/lists/{list_name}", "/admin/fraud/lists/{list_name}/{username}",
         "/admin/fraud/snoozes",
+        "/admin/notifications", "/admin/notifications/counts",
+        "/admin/notifications/{event_id}/retry",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiosmtpd.smtp import Envelope
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.support.servers import RunningWallet
-from wallet_service.events import Event, EventType
+from wallet_service.events import Event, EventType, OutboxStatus
 from wallet_service.ids import uuid7
 from wallet_service.models import utc_now
 from wallet_service.schema import outbox_events
@@ -76,6 +76,19 @@ def store_events(
         Event(id=uuid7(), type=kind, created_at=at, data=dict(data, n=n)) for n in range(count)
     ]
     store._db.write(lambda conn: add_events(conn, events))
+    return events
+
+
+def store_dead_events(store: SqlStore, count: int, error: str = "receiver said 500") -> list[Event]:
+    """`count` events that a worker gave up on (dead), written directly."""
+    events = store_events(store, count, utc_now())
+    ids = [e.id for e in events]
+    stmt = (
+        update(outbox_events)
+        .where(outbox_events.c.id.in_(ids))
+        .values(status=OutboxStatus.DEAD.value, attempts=8, last_error=error)
+    )
+    store._db.write(lambda conn: conn.execute(stmt))
     return events
 
 
