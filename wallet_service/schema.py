@@ -49,6 +49,9 @@ users = Table(
     Column("frozen_at", DateTime(timezone=True), nullable=True),
     Column("frozen_by", String(36), ForeignKey("users.id"), nullable=True),
     Column("frozen_reason", Text, nullable=True),
+    # Optional, set by the user: where their own notifications go (transfer.received).
+    # Shown to the user themself and to admins only.
+    Column("email", String(254), nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )

@@ -226,6 +226,9 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     ) -> wallet_pb2.OutboxEvent:
         return _outbox_event(self._outbox.retry_dead(current_user(), request.event_id))
 
+    def SetEmail(self, request: wallet_pb2.SetEmailRequest, context: Context) -> wallet_pb2.User:
+        return _user(self._service.set_email(current_user(), request.email))
+
     # -- reply builders -------------------------------------------------------------------
 
     def _format(self, minor: int, currency: str) -> str:
@@ -322,6 +325,7 @@ def _user(user: User) -> wallet_pb2.User:
         frozen_at=iso_utc(user.frozen_at),
         frozen_by=user.frozen_by or "",
         frozen_reason=user.frozen_reason or "",
+        email=user.email or "",
     )
 
 

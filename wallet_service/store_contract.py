@@ -111,6 +111,11 @@ class WalletStore(Protocol):
         row locked until commit), then read it back. NotFound(user_not_found) if no live
         user has that id."""
 
+    def set_user_email(self, *, user_id: str, email: str | None) -> User:
+        """Set (None: clear) a live user's notification address in one write (the user's
+        row locked until commit), then read it back. NotFound(user_not_found) if no live
+        user has that id."""
+
     # -- balances and the movement path ------------------------------------------------
 
     def balance(self, *, user_id: str, currency: str) -> int:

@@ -59,6 +59,7 @@ USER_METHODS = {
     "DeleteAccount",
     "ChangePassword",
     "LogoutAll",
+    "SetEmail",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
