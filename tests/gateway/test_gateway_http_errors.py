@@ -185,6 +185,7 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/snoozes",
         "/admin/notifications", "/admin/notifications/counts",
         "/admin/notifications/{event_id}/retry",
+        "/metrics",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]
