@@ -18,7 +18,7 @@ from common.telemetry import Telemetry, build_telemetry
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
-from gateway.routes import account, admin, auth, fraud_admin, money, probes
+from gateway.routes import account, admin, auth, fraud_admin, money, notifications, probes
 from gateway.settings import GatewaySettings
 
 
@@ -43,7 +43,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (auth, account, money, admin, fraud_admin, probes):
+    for module in (auth, account, money, admin, fraud_admin, notifications, probes):
         app.include_router(module.router)
     install_error_handlers(app)
     install_middleware(app, settings, services.metrics)

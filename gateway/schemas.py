@@ -209,6 +209,30 @@ class UserResultOut(BaseModel):
     user: UserOut
 
 
+class EmailIn(StrictRequestBody):
+    email: str = Field(max_length=254, description='Where your notifications go; "" clears it')
+
+
+class OwnUserOut(UserOut):
+    """The caller's own record: with the email only they (and admins) see."""
+
+    email: str | None
+
+    @classmethod
+    def from_proto(cls, user: wallet_pb2.User) -> Self:
+        return cls(
+            id=user.id,
+            username=user.username,
+            created_at=user.created_at,
+            email=_or_none(user.email),
+        )
+
+
+class OwnUserResultOut(BaseModel):
+    msg: str
+    user: OwnUserOut
+
+
 class LoginOut(BaseModel):
     access_token: str
     token_type: str

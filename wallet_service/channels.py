@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from wallet_service.events import FRAUD_ALERT_TYPES, Event
+from wallet_service.events import FRAUD_ALERT_TYPES, Event, EventType
 from wallet_service.notifier import DeliveryFailed
 
 
@@ -105,15 +106,47 @@ class AlertRoute:
     admin_url: str
 
 
-class _AlertEmail:
+def received_message(event: Event, *, sender: str, to: str) -> EmailMessage:
+    """A user's own email: money reached them (`transfer.received`)."""
+    d = event.data
+    msg = EmailMessage()
+    msg["Subject"] = f"[wallet] You received {d['amount']} {d['currency']}"
+    msg["From"], msg["To"] = sender, to
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = f"<{event.id}.recipient@wallet>"
+    msg["X-Wallet-Event-Id"], msg["X-Wallet-Event-Type"] = event.id, event.type.value
+    msg.set_content(
+        f"{d['from_username'] or 'Someone'} sent you {d['amount']} {d['currency']}.\n\n"
+        f"Transaction: {d['transaction_id']}\n"
+        f"Event id:    {event.id}\n"
+    )
+    return msg
+
+
+# -- what an email says (content) and how it leaves (transport) -------------------------
+
+
+class MailContent(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def wants(self, event: Event) -> bool: ...
+
+    def message(self, event: Event) -> EmailMessage: ...
+
+
+class MailTransport(Protocol):
+    def send(self, event_id: str, message: EmailMessage) -> None:
+        """Hand `message` over; DeliveryFailed when it was not taken."""
+
+
+class FraudAlerts:
     """Flag and block alerts to the fraud team's addresses."""
+
+    name = "email:fraud-alerts"
 
     def __init__(self, route: AlertRoute) -> None:
         self.sender, self.to, self.admin_url = route.sender, list(route.to), route.admin_url
-
-    @property
-    def name(self) -> str:
-        return "email:fraud-alerts"
 
     def wants(self, event: Event) -> bool:
         return bool(self.to) and event.type in FRAUD_ALERT_TYPES
@@ -122,21 +155,58 @@ class _AlertEmail:
         return alert_message(event, sender=self.sender, to=self.to, admin_url=self.admin_url)
 
 
-class SmtpAlertEmail(_AlertEmail):
+class ReceivedTransfers:
+    """`transfer.received` to the recipient, when they gave an email. The address is looked
+    up when the event is sent (`email_of(user id)`), so it is never copied into the event
+    (which every webhook receives) and a cleared address is honoured."""
+
+    name = "email:recipient"
+
+    def __init__(self, sender: str, email_of: Callable[[str], str | None]) -> None:
+        self.sender, self.email_of = sender, email_of
+
+    def _address(self, event: Event) -> str | None:
+        user_id = event.data.get("to_user_id")
+        return self.email_of(user_id) if user_id else None
+
+    def wants(self, event: Event) -> bool:
+        return event.type is EventType.TRANSFER_RECEIVED and self._address(event) is not None
+
+    def message(self, event: Event) -> EmailMessage:
+        return received_message(event, sender=self.sender, to=self._address(event) or "")
+
+
+class EmailChannel:
+    """One kind of email (`content`) over one transport."""
+
+    def __init__(self, content: MailContent, transport: MailTransport) -> None:
+        self.content, self.transport = content, transport
+
+    @property
+    def name(self) -> str:
+        return self.content.name
+
+    def wants(self, event: Event) -> bool:
+        return self.content.wants(event)
+
+    def deliver(self, event: Event) -> None:
+        self.transport.send(event.id, self.content.message(event))
+
+
+class SmtpTransport:
     """Over SMTP: `smtp://[user:password@]host[:port]` (STARTTLS when offered) or
     `smtps://...` (TLS from the start). 4xx answers, refused connections and timeouts are
     temporary; 5xx answers permanent."""
 
-    def __init__(self, smtp_url: str, route: AlertRoute, *, timeout: float = 10.0) -> None:
-        super().__init__(route)
+    def __init__(self, smtp_url: str, *, timeout: float = 10.0) -> None:
         self.url, self.timeout = urlsplit(smtp_url), timeout
         if self.url.scheme not in ("smtp", "smtps") or not self.url.hostname:
             raise ValueError("SMTP_URL must be smtp://host[:port] or smtps://host[:port]")
 
-    def deliver(self, event: Event) -> None:
+    def send(self, event_id: str, message: EmailMessage) -> None:
         try:
             with self._connect() as smtp:
-                smtp.send_message(self.message(event))
+                smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = min(codes) >= 500
@@ -164,18 +234,27 @@ class SmtpAlertEmail(_AlertEmail):
         return smtp
 
 
-class EmlDirectoryAlertEmail(_AlertEmail):
-    """Without SMTP_URL: each email as `<event id>.eml` in a directory (zero set-up; a
-    redelivery overwrites the same file)."""
+class EmlDirectory:
+    """Without SMTP_URL: each email as `<event id><suffix>.eml` in a directory (zero
+    set-up; a redelivery overwrites the same file)."""
 
-    def __init__(self, directory: Path, route: AlertRoute) -> None:
-        super().__init__(route)
-        self.directory = directory
+    def __init__(self, directory: Path, suffix: str = "") -> None:
+        self.directory, self.suffix = directory, suffix
 
-    def deliver(self, event: Event) -> None:
+    def send(self, event_id: str, message: EmailMessage) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{event.id}.eml"
-            path.write_bytes(bytes(self.message(event)))
+            path = self.directory / f"{event_id}{self.suffix}.eml"
+            path.write_bytes(bytes(message))
         except OSError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+class SmtpAlertEmail(EmailChannel):
+    def __init__(self, smtp_url: str, route: AlertRoute, *, timeout: float = 10.0) -> None:
+        super().__init__(FraudAlerts(route), SmtpTransport(smtp_url, timeout=timeout))
+
+
+class EmlDirectoryAlertEmail(EmailChannel):
+    def __init__(self, directory: Path, route: AlertRoute) -> None:
+        super().__init__(FraudAlerts(route), EmlDirectory(directory))

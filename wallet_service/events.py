@@ -65,6 +65,8 @@ class OutboxEntry:
     delivered_to: frozenset[str] = field(default_factory=frozenset)
     status: OutboxStatus = OutboxStatus.PENDING
     last_error: str | None = None
+    next_attempt_at: datetime | None = None  # when a pending event is due
+    sent_at: datetime | None = None
 
 
 def movement_events(tx: Transaction) -> list[Event]:

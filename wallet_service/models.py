@@ -64,6 +64,7 @@ class User:
     frozen_at: datetime | None = None
     frozen_by: str | None = None  # the admin's user id
     frozen_reason: str | None = None
+    email: str | None = None  # the user's own notification address, when they gave one
 
     @property
     def is_deleted(self) -> bool:

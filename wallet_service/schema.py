@@ -49,6 +49,9 @@ users = Table(
     Column("frozen_at", DateTime(timezone=True), nullable=True),
     Column("frozen_by", String(36), ForeignKey("users.id"), nullable=True),
     Column("frozen_reason", Text, nullable=True),
+    # Optional, set by the user: where their own notifications go (transfer.received).
+    # Shown to the user themself and to admins only.
+    Column("email", String(254), nullable=True),
     CheckConstraint("role IN ('user', 'admin')", name="ck_users_role"),
     UniqueConstraint("username", name="users_username_key"),
 )
@@ -98,7 +101,7 @@ transactions = Table(
     Column("fraud_reasons", Text, nullable=True),  # JSON list of {rule_id, description}
     Column("fraud_rules_version", String(64), nullable=True),
     # JSON of the MovementFeatures sent with the Score call (NULL: not scored, e.g. a
-    # reversal, or written before 0014), so a backtest replays exactly what was scored.
+    # reversal, or written before migration 0011), so a backtest replays exactly what was scored.
     Column("fraud_features", Text, nullable=True),
     Column("flagged", Boolean, nullable=False, server_default=text("false")),
     Column("review_status", String(16), nullable=True),

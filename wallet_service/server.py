@@ -21,8 +21,12 @@ from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.channels import (
     AlertRoute,
-    EmlDirectoryAlertEmail,
-    SmtpAlertEmail,
+    EmailChannel,
+    EmlDirectory,
+    FraudAlerts,
+    MailTransport,
+    ReceivedTransfers,
+    SmtpTransport,
     WebhookChannel,
 )
 from wallet_service.database import create_db_engine, migrate
@@ -213,16 +217,31 @@ def build_notifier(settings: NotifySettings, store: WalletStore) -> Notifier:
         WebhookChannel(url, settings.webhook_secrets) for url in settings.webhook_urls
     ]
     route = AlertRoute(settings.mail_from, settings.fraud_alert_emails, settings.admin_url)
+    alerts: MailTransport
+    own: MailTransport
     if settings.smtp_url:
-        channels.append(SmtpAlertEmail(settings.smtp_url, route))
+        alerts = own = SmtpTransport(settings.smtp_url)
     else:
-        channels.append(EmlDirectoryAlertEmail(settings.mail_dir, route))
+        alerts, own = EmlDirectory(settings.mail_dir), EmlDirectory(settings.mail_dir, ".recipient")
+    channels.append(EmailChannel(FraudAlerts(route), alerts))
+    channels.append(EmailChannel(ReceivedTransfers(settings.mail_from, _email_of(store)), own))
     config = NotifierConfig(
         lease_seconds=settings.lease_seconds,
         poll_seconds=settings.poll_seconds,
         policy=RetryPolicy(max_attempts=settings.max_attempts),
     )
     return Notifier(store, channels, config)
+
+
+def _email_of(store: WalletStore) -> Callable[[str], str | None]:
+    """A user's notification address, read when their email is sent (None: none, or the
+    user is deleted)."""
+
+    def lookup(user_id: str) -> str | None:
+        user = store.get_user(user_id)
+        return user.email if user is not None and not user.is_deleted else None
+
+    return lookup
 
 
 def _fraud_health_updater(

@@ -31,6 +31,7 @@ from wallet_service.auth import (
     verify_password,
 )
 from wallet_service.bulk import BatchMode, ItemResult, TransferItem, check_batch, named
+from wallet_service.emails import MAX_EMAIL_LENGTH, normalized_email
 from wallet_service.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -209,6 +210,15 @@ class WalletService:
     def logout_all(self, caller: User) -> None:
         """Revoke every token of the caller, this one included."""
         self.store.revoke_tokens(user_id=caller.id)
+
+    def set_email(self, caller: User, email: str) -> User:
+        """Set the caller's own notification address ("" clears it)."""
+        stored = normalized_email(email) if email else None
+        if email and stored is None:
+            raise InvalidArgument(
+                "invalid_email", f"Not a valid email address (at most {MAX_EMAIL_LENGTH} chars)"
+            )
+        return self.store.set_user_email(user_id=caller.id, email=stored)
 
     def _token(self, user_id: str, credentials_version: int) -> tuple[str, int]:
         token = self.tokens.issue(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from wallet_service.auth_interceptor import current_user
 from wallet_service.bulk import BatchMode, ItemResult, TransferItem
 from wallet_service.errors import InvalidArgument, WalletError
+from wallet_service.events import OutboxEntry, OutboxStatus
 from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
+from wallet_service.outbox_admin import OutboxAdmin
 from wallet_service.scoring import REPORT_COUNTS
 from wallet_service.service import ListFilters, Page, WalletService
 
@@ -20,6 +24,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     def __init__(self, service: WalletService) -> None:
         self._service = service
         self._money = service.currencies
+        self._outbox = OutboxAdmin(service.store)
 
     def Register(
         self, request: wallet_pb2.RegisterRequest, context: Context
@@ -223,6 +228,36 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             **totals,
         )
 
+    # -- the event outbox (admin) --------------------------------------------------------
+
+    def ListOutboxEvents(
+        self, request: wallet_pb2.ListOutboxEventsRequest, context: Context
+    ) -> wallet_pb2.ListOutboxEventsResponse:
+        page = self._outbox.list_events(
+            current_user(), status=request.status, limit=request.limit, cursor=request.cursor
+        )
+        return wallet_pb2.ListOutboxEventsResponse(
+            events=[_outbox_event(e) for e in page.events], next_cursor=page.next_cursor
+        )
+
+    def OutboxCounts(
+        self, request: wallet_pb2.OutboxCountsRequest, context: Context
+    ) -> wallet_pb2.OutboxCountsResponse:
+        counts = self._outbox.counts(current_user())
+        return wallet_pb2.OutboxCountsResponse(
+            pending=counts[OutboxStatus.PENDING],
+            sent=counts[OutboxStatus.SENT],
+            dead=counts[OutboxStatus.DEAD],
+        )
+
+    def RetryDeadEvent(
+        self, request: wallet_pb2.RetryDeadEventRequest, context: Context
+    ) -> wallet_pb2.OutboxEvent:
+        return _outbox_event(self._outbox.retry_dead(current_user(), request.event_id))
+
+    def SetEmail(self, request: wallet_pb2.SetEmailRequest, context: Context) -> wallet_pb2.User:
+        return _user(self._service.set_email(current_user(), request.email))
+
     # -- reply builders -------------------------------------------------------------------
 
     def _format(self, minor: int, currency: str) -> str:
@@ -319,6 +354,23 @@ def _user(user: User) -> wallet_pb2.User:
         frozen_at=iso_utc(user.frozen_at),
         frozen_by=user.frozen_by or "",
         frozen_reason=user.frozen_reason or "",
+        email=user.email or "",
+    )
+
+
+def _outbox_event(entry: OutboxEntry) -> wallet_pb2.OutboxEvent:
+    event = entry.event
+    return wallet_pb2.OutboxEvent(
+        id=event.id,
+        type=event.type.value,
+        status=entry.status.value,
+        attempts=entry.attempts,
+        created_at=iso_utc(event.created_at),
+        next_attempt_at=iso_utc(entry.next_attempt_at),
+        sent_at=iso_utc(entry.sent_at),
+        last_error=entry.last_error or "",
+        delivered_to=sorted(entry.delivered_to),
+        data_json=json.dumps(event.data, sort_keys=True),
     )
 
 

@@ -112,6 +112,11 @@ class WalletStore(Protocol):
         row locked until commit), then read it back. NotFound(user_not_found) if no live
         user has that id."""
 
+    def set_user_email(self, *, user_id: str, email: str | None) -> User:
+        """Set (None: clear) a live user's notification address in one write (the user's
+        row locked until commit), then read it back. NotFound(user_not_found) if no live
+        user has that id."""
+
     # -- balances and the movement path ------------------------------------------------
 
     def balance(self, *, user_id: str, currency: str) -> int:
@@ -248,5 +253,12 @@ class WalletStore(Protocol):
         """How many events are in each status (every status present, 0 when none). One
         statement, no lock."""
 
-    def list_outbox(self, *, status: OutboxStatus, limit: int) -> list[OutboxEntry]:
-        """Up to `limit` events in `status`, oldest first; [] when none. No lock."""
+    def list_outbox(
+        self, *, status: OutboxStatus | None, limit: int, after_id: str | None = None
+    ) -> list[OutboxEntry]:
+        """Up to `limit` events in `status` (None: any), oldest first (by id, which is
+        time-ordered), after the event `after_id` when given (the next page); [] when none.
+        No lock."""
+
+    def get_outbox_event(self, event_id: str) -> OutboxEntry | None:
+        """The event with that id, in whatever status; None when there is none. No lock."""

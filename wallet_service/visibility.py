@@ -35,4 +35,6 @@ def outcome_for(caller: User, outcome: MovementOutcome) -> MovementOutcome:
 def user_for(caller: User, user: User) -> User:
     if caller.role is Role.ADMIN:
         return user
-    return replace(user, frozen_by=None, frozen_reason=None)
+    # A user's email is theirs and the admins' alone.
+    email = user.email if caller.id == user.id else None
+    return replace(user, frozen_by=None, frozen_reason=None, email=email)

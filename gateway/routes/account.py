@@ -67,6 +67,14 @@ async def transaction(
     return s.TransactionOut.from_proto(reply)
 
 
+@router.put("/me/email")
+async def set_email(body: s.EmailIn, caller: AuthCaller, svc: ServicesDep) -> s.OwnUserResultOut:
+    """Set your notification address (transfers you receive are mailed to it)."""
+    request = wallet_pb2.SetEmailRequest(email=body.email)
+    reply = await svc.wallet.call(svc.wallet.stub.SetEmail, request, caller)
+    return s.OwnUserResultOut(msg="Email updated", user=s.OwnUserOut.from_proto(reply))
+
+
 @router.delete("/me")
 async def delete_me(caller: AuthCaller, svc: ServicesDep) -> s.UserResultOut:
     request = wallet_pb2.DeleteAccountRequest()

@@ -175,6 +175,7 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
     expected = {
         "/register", "/login", "/balance", "/balances", "/deposit", "/withdraw", "/transfer",
         "/transactions", "/transactions/{transaction_id}", "/me", "/me/password", "/logout",
+        "/me/email",
         "/admin/flagged", "/transfers/batch",
         f"{tx}/review", f"{tx}/reverse", tx, "/admin/users/{username}",
         "/admin/users/{username}/freeze", "/admin/users/{username}/unfreeze", "/healthz", "/readyz",
@@ -182,6 +183,8 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/rulesets/{version}/activate", "/admin/fraud/lists",
         "/admin/fraud/lists/{list_name}", "/admin/fraud/lists/{list_name}/{username}",
         "/admin/fraud/snoozes", "/admin/fraud/backtest",
+        "/admin/notifications", "/admin/notifications/counts",
+        "/admin/notifications/{event_id}/retry",
         "/metrics",
     }  # fmt: skip
     assert set(schema["paths"]) == expected

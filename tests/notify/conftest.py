@@ -16,6 +16,8 @@ from tests.support.notify import Received, SmtpCatcher, WebhookReceiver
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.store import SqlStore
 
+HOLD_GUARD = 120.0  # seconds a held request may wait for the test to release it
+
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
@@ -26,8 +28,12 @@ def receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with lock:
+                hold = state.hold_first and not state.got
                 status = state.statuses.pop(0) if state.statuses else 200
                 state.got.append(Received(dict(self.headers.items()), body, status))
+            if hold:
+                state.holding.set()
+                state.release.wait(HOLD_GUARD)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -40,6 +46,7 @@ def receiver() -> Iterator[WebhookReceiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -106,7 +107,9 @@ def aliases(service: dict[str, Any]) -> set[str]:
 
 def test_services_and_the_shared_image(compose: dict[str, Any]) -> None:
     svc = services(compose)
-    assert set(svc) == {"redis", "postgres", "fraud", *WALLETS, "gateway", "prometheus", "grafana"}
+    assert set(svc) == {
+        "redis", "postgres", "fraud", *WALLETS, "gateway", "prometheus", "grafana", "mailpit",
+    }  # fmt: skip
     modules = {"fraud": "fraud_service", "gateway": "gateway"} | dict.fromkeys(
         WALLETS, "wallet_service"
     )
@@ -171,6 +174,26 @@ def test_fraud_listens_where_the_wallets_dial(compose: dict[str, Any]) -> None:
     # the fraud store: the wallet's PostgreSQL database (its tables are fraud_*)
     assert make_url(fraud.database_url) == make_url(wallet.database_url)
     assert depends(svc["fraud"]) == {"postgres": "service_healthy"}
+
+
+def test_the_wallets_mail_through_mailpit_whose_ui_stays_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    svc = services(compose)
+    mailpit = svc["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert mailpit["expose"] == ["1025"]
+    assert mailpit["ports"] == ["127.0.0.1:8025:8025"], "the mail UI is not for the network"
+    assert "readyz" in " ".join(mailpit["healthcheck"]["test"])
+    for name in WALLETS:
+        notify = WalletSettings.from_env(environment(svc[name])).notify
+        smtp = urlsplit(notify.smtp_url)
+        assert (smtp.scheme, smtp.hostname, smtp.port) == ("smtp", "mailpit", 1025)
+        assert notify.enabled and notify.fraud_alert_emails == ("fraud-alerts@localhost",)
+        assert notify.webhook_urls == ()  # none unless configured
+    relay = load_compose(DOTENV | {"SMTP_URL": "smtps://user:pw@relay.example:465"})
+    notify = WalletSettings.from_env(environment(services(relay)["wallet-1"])).notify
+    assert notify.smtp_url == "smtps://user:pw@relay.example:465"
 
 
 def test_gateway_is_published_and_reaches_both_replicas(compose: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ from tests.support import (
     unique_name,
     wallet_settings,
 )
+from tests.support.notify import store_dead_events
 from wallet_service.database import create_db_engine, migrate
 from wallet_service.ids import uuid7
 from wallet_service.models import Role, utc_now
@@ -58,6 +59,7 @@ USER_METHODS = {
     "DeleteAccount",
     "ChangePassword",
     "LogoutAll",
+    "SetEmail",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
@@ -68,6 +70,9 @@ ADMIN_METHODS = {
     "FreezeUser",
     "UnfreezeUser",
     "BacktestRuleSet",
+    "ListOutboxEvents",
+    "OutboxCounts",
+    "RetryDeadEvent",
 }
 
 
@@ -77,12 +82,15 @@ def test_every_rpc_is_classified() -> None:
 
 
 @pytest.fixture
-def targets(stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser) -> dict[str, str]:
+def targets(
+    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, wallet: RunningWallet
+) -> dict[str, str]:
     """Real objects, so a refusal is about the caller and not a missing id."""
     victim = make_user()
     flagged = deposit(stub, victim, "20000.00").transaction
     assert flagged.flagged
-    return {"tx": flagged.id, "victim": victim.username}
+    [dead] = store_dead_events(wallet.store, 1)
+    return {"tx": flagged.id, "victim": victim.username, "event": dead.id}
 
 
 def _admin_calls(
@@ -134,6 +142,13 @@ def _admin_calls(
         "ListFlaggedTransactions(include_deleted)": lambda md: stub.ListFlaggedTransactions(
             wallet_pb2.ListFlaggedTransactionsRequest(include_deleted=True), metadata=md
         ),
+        "ListOutboxEvents": lambda md: stub.ListOutboxEvents(
+            wallet_pb2.ListOutboxEventsRequest(status="dead"), metadata=md
+        ),
+        "OutboxCounts": lambda md: stub.OutboxCounts(wallet_pb2.OutboxCountsRequest(), metadata=md),
+        "RetryDeadEvent": lambda md: stub.RetryDeadEvent(
+            wallet_pb2.RetryDeadEventRequest(event_id=targets["event"]), metadata=md
+        ),
     }
 
 
@@ -176,6 +191,10 @@ def test_admin_rpcs_work_for_admins(
         metadata=admin.metadata,
     )
     assert reviewed.review_status == "cleared"
+    retried = stub.RetryDeadEvent(
+        wallet_pb2.RetryDeadEventRequest(event_id=targets["event"]), metadata=admin.metadata
+    )
+    assert retried.status == "pending"
 
 
 def _admin_routes() -> list[tuple[str, str]]:
@@ -204,6 +223,7 @@ def _fill(path: str, targets: dict[str, str]) -> str:
         .replace("{username}", targets["victim"])
         .replace("{version}", "1")
         .replace("{list_name}", "block")
+        .replace("{event_id}", targets["event"])
     )
 
 

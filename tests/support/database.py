@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
-from wallet_service.schema import accounts, ledger_entries, transactions, users
+from wallet_service.schema import accounts, ledger_entries, outbox_events, transactions, users
 from wallet_service.store import SqlStore
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -110,7 +110,7 @@ def db_snapshot(store: SqlStore) -> dict[str, Any]:
     """Every row of every table that holds state, in a stable order."""
     snapshot: dict[str, Any] = {}
     with store.engine.connect() as conn:
-        for table in (users, accounts, transactions, ledger_entries):
+        for table in (users, accounts, transactions, ledger_entries, outbox_events):
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
             snapshot[table.name] = [tuple(row) for row in rows]
     return snapshot

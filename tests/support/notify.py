@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import grpc
 from aiosmtpd.smtp import Envelope
-from sqlalchemy import select
+from sqlalchemy import select, update
+from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from tests.support.servers import RunningWallet
-from wallet_service.events import Event, EventType
+from common.processes import ServiceProcess, free_address
+from tests.support.grpc_clients import new_user
+from tests.support.processes import SpawnService
+from tests.support.servers import TEST_JWT_SECRET, RunningWallet
+from wallet_service.events import Event, EventType, OutboxStatus
 from wallet_service.ids import uuid7
 from wallet_service.models import utc_now
 from wallet_service.schema import outbox_events
@@ -36,9 +43,18 @@ class WebhookReceiver:
     statuses: list[int] = field(default_factory=list)
     got: list[Received] = field(default_factory=list)
     url: str = ""
+    # hold_first: the first request is kept unanswered (`holding` set once it arrived)
+    # until `release` is set, so a test can kill the sender mid-delivery.
+    hold_first: bool = False
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def answered(self, status: int) -> list[Received]:
         return [r for r in self.got if r.status == status]
+
+    def ids(self) -> list[str]:
+        """The Webhook-Id of every request so far, in arrival order."""
+        return [r.headers["Webhook-Id"] for r in list(self.got)]
 
 
 class Clock:
@@ -79,6 +95,19 @@ def store_events(
     return events
 
 
+def store_dead_events(store: SqlStore, count: int, error: str = "receiver said 500") -> list[Event]:
+    """`count` events that a worker gave up on (dead), written directly."""
+    events = store_events(store, count, utc_now())
+    ids = [e.id for e in events]
+    stmt = (
+        update(outbox_events)
+        .where(outbox_events.c.id.in_(ids))
+        .values(status=OutboxStatus.DEAD.value, attempts=8, last_error=error)
+    )
+    store._db.write(lambda conn: conn.execute(stmt))
+    return events
+
+
 @dataclass
 class SmtpCatcher:
     """A real SMTP server (aiosmtpd) on loopback answering the scripted replies in turn
@@ -102,6 +131,67 @@ class SmtpCatcher:
         else:
             self.refused += 1
         return reply
+
+
+def start_notifying_wallet(
+    spawn: SpawnService, url: str, hook: WebhookReceiver, work_dir: Path, **env: str
+) -> ServiceProcess:
+    """`python -m wallet_service` on `url` with its delivery worker posting every event to
+    `hook` (no alert emails), serving; `.address` is where. Restart it with `.start()`."""
+    addr = free_address()
+    process = spawn(
+        f"wallet-{addr.rsplit(':', 1)[1]}",
+        "wallet_service",
+        APP_ENV="test",
+        WALLET_ADDR=addr,
+        WALLET_DATABASE_URL=url,
+        JWT_SECRET_KEY=TEST_JWT_SECRET,
+        FRAUD_ADDR="",  # the in-process seed rule: 10,000 and more is flagged
+        WALLET_GRACE_SECONDS="1",
+        NOTIFY_WORKER="true",
+        NOTIFY_POLL_MS="20",
+        WEBHOOK_URLS=hook.url,
+        WEBHOOK_SECRETS="process-secret",
+        FRAUD_ALERT_EMAILS="",
+        MAIL_DIR=str(work_dir / "mail"),
+        **env,
+    )
+    process.address = addr
+    process.start()
+    process.wait_grpc_serving(addr, timeout=120)
+    return process
+
+
+def flagged_deposits(address: str, count: int) -> list[str]:
+    """`count` deposits of 10,000 USD by one new user through the wallet at `address`
+    (each flagged, so each reports a `transaction.flagged` event); their transaction ids."""
+    with grpc.insecure_channel(address) as channel:
+        stub = wallet_pb2_grpc.WalletServiceStub(channel)
+        _, auth = new_user(stub)
+        return [
+            stub.Deposit(
+                wallet_pb2.DepositRequest(
+                    amount="10000.00", currency="USD", idempotency_key=uuid.uuid4().hex
+                ),
+                metadata=auth,
+                timeout=60,
+            ).transaction.id
+            for _ in range(count)
+        ]
+
+
+def event_ids_of(store: SqlStore, tx_ids: list[str]) -> list[str]:
+    """The ids of the outbox events about these transactions, oldest first."""
+    wanted = set(tx_ids)
+    entries = store.list_outbox(status=None, limit=100_000)
+    return [e.event.id for e in entries if e.event.data.get("transaction_id") in wanted]
+
+
+def outbox_row(store: SqlStore, event_id: str) -> dict[str, Any]:
+    """The outbox row of `event_id`, lease columns included."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(outbox_events).where(outbox_events.c.id == event_id)).one()
+    return dict(row._mapping)
 
 
 def events_about(running: RunningWallet, key: str, value: str) -> list[dict[str, Any]]:

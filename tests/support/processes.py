@@ -27,6 +27,10 @@ PROJECT_ENV_PREFIXES = (
     "CORS_ORIGINS",
     "MAX_",
     "SUPPORTED_CURRENCIES",
+    "NOTIFY_",
+    "SMTP_URL",
+    "MAIL_",
+    "WEBHOOK_",
 )
 
 # spawn(name, module, **env) -> a not yet started ServiceProcess

@@ -134,12 +134,22 @@ class OutboxQueries:
         counts.update({OutboxStatus(r[0]): int(r[1]) for r in rows})
         return counts
 
-    def list_outbox(self, *, status: OutboxStatus, limit: int) -> list[OutboxEntry]:
+    def list_outbox(
+        self, *, status: OutboxStatus | None, limit: int, after_id: str | None = None
+    ) -> list[OutboxEntry]:
+        query = select(o).order_by(o.c.id).limit(limit)
+        if status is not None:
+            query = query.where(o.c.status == status.value)
+        if after_id is not None:
+            query = query.where(o.c.id > after_id)
         with self._db.read() as conn:
-            rows = conn.execute(
-                select(o).where(o.c.status == status.value).order_by(o.c.id).limit(limit)
-            ).all()
+            rows = conn.execute(query).all()
         return [_entry(row) for row in rows]
+
+    def get_outbox_event(self, event_id: str) -> OutboxEntry | None:
+        with self._db.read() as conn:
+            row = conn.execute(select(o).where(o.c.id == event_id)).first()
+        return _entry(row) if row is not None else None
 
 
 def _entry(row: Row[Any]) -> OutboxEntry:
@@ -156,4 +166,6 @@ def _entry(row: Row[Any]) -> OutboxEntry:
         delivered_to=frozenset(json.loads(row.delivered_to)),
         status=OutboxStatus(row.status),
         last_error=row.last_error,
+        next_attempt_at=as_utc(row.next_attempt_at),
+        sent_at=as_utc(row.sent_at) if row.sent_at is not None else None,
     )

@@ -37,6 +37,7 @@ def user_from_row(row: Row[Any]) -> User:
         frozen_at=as_utc(row.frozen_at) if row.frozen_at else None,
         frozen_by=row.frozen_by,
         frozen_reason=row.frozen_reason,
+        email=row.email,
     )
 
 

@@ -172,6 +172,18 @@ class UserQueries:
         self._db.write(work)
         return present(self.get_user(user_id))
 
+    def set_user_email(self, *, user_id: str, email: str | None) -> User:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+                .values(email=email)
+            )
+            _require_live_user(conn, user_id)
+
+        self._db.write(work)
+        return present(self.get_user(user_id))
+
 
 def freeze(conn: Connection, user_id: Any, frozen_by: str, reason: str, now: datetime) -> None:
     """Freeze the live user `user_id` (a value or a scalar subquery) unless frozen already:

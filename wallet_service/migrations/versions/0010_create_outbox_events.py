@@ -1,13 +1,13 @@
 """create outbox_events (the transactional outbox of wallet_service.events)
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None

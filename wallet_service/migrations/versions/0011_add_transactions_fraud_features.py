@@ -1,14 +1,14 @@
 """add transactions.fraud_features (the features a scored movement was scored with)
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0012"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
