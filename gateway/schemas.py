@@ -84,6 +84,14 @@ class CredentialsIn(RequestBody):
     password: str
 
 
+class RegisterIn(CredentialsIn):
+    email: str | None = Field(
+        default=None,
+        description="Optional: your own notification address (transfer.received is mailed "
+        "there); never shown to other users",
+    )
+
+
 class PasswordChangeIn(StrictRequestBody):
     current_password: str
     new_password: str

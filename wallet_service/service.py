@@ -141,9 +141,10 @@ class WalletService:
 
     # -- identity -----------------------------------------------------------------------
 
-    def register(self, *, username: str, password: str) -> User:
+    def register(self, *, username: str, password: str, email: str = "") -> User:
         canonical = validate_username(username)
         validate_password(password)
+        stored_email = _valid_email(email)
         if canonical in self.reserved_usernames:
             raise AlreadyExists("username_taken", f"Username {username!r} is taken")
         return self.store.create_user(
@@ -152,6 +153,7 @@ class WalletService:
             password_hash=hash_password(password),
             role=Role.USER,
             now=utc_now(),
+            email=stored_email,
         )
 
     def bootstrap_admin(self, *, username: str, password: str) -> User:
@@ -213,12 +215,7 @@ class WalletService:
 
     def set_email(self, caller: User, email: str) -> User:
         """Set the caller's own notification address ("" clears it)."""
-        stored = normalized_email(email) if email else None
-        if email and stored is None:
-            raise InvalidArgument(
-                "invalid_email", f"Not a valid email address (at most {MAX_EMAIL_LENGTH} chars)"
-            )
-        return self.store.set_user_email(user_id=caller.id, email=stored)
+        return self.store.set_user_email(user_id=caller.id, email=_valid_email(email))
 
     def _token(self, user_id: str, credentials_version: int) -> tuple[str, int]:
         token = self.tokens.issue(
@@ -989,3 +986,13 @@ def _parse_time(value: str, name: str) -> datetime | None:
     except ValueError as exc:
         raise InvalidArgument("invalid_time", f"{name} must be an RFC 3339 time") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _valid_email(email: str) -> str | None:
+    """The address to store ("" -> None), or InvalidArgument(invalid_email)."""
+    stored = normalized_email(email) if email else None
+    if email and stored is None:
+        raise InvalidArgument(
+            "invalid_email", f"Not a valid email address (at most {MAX_EMAIL_LENGTH} chars)"
+        )
+    return stored

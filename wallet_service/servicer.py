@@ -29,7 +29,9 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     def Register(
         self, request: wallet_pb2.RegisterRequest, context: Context
     ) -> wallet_pb2.RegisterResponse:
-        user = self._service.register(username=request.username, password=request.password)
+        user = self._service.register(
+            username=request.username, password=request.password, email=request.email
+        )
         return wallet_pb2.RegisterResponse(user=_user(user))
 
     def Login(self, request: wallet_pb2.LoginRequest, context: Context) -> wallet_pb2.LoginResponse:

@@ -51,10 +51,18 @@ class WalletStore(Protocol):
     # -- users and identity ------------------------------------------------------------
 
     def create_user(
-        self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
+        self,
+        *,
+        user_id: str,
+        username: str,
+        password_hash: str,
+        role: Role,
+        now: datetime,
+        email: str | None = None,
     ) -> User:
-        """Insert a user. One write; on PostgreSQL the new row (and its unique-index entry,
-        so a concurrent insert of the same name waits) until commit. AlreadyExists
+        """Insert a user (with their own notification address, if given). One write; on
+        PostgreSQL it locks the new row (and its unique-index entry, so a concurrent insert of
+        the same name waits) until commit. AlreadyExists
         (username_taken) if the name is used in any case or compatibility form, even by a
         deleted user, so a name can never be taken over."""
 

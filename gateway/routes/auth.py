@@ -12,9 +12,11 @@ router = wallet_router("auth")
 
 
 @router.post("/register", status_code=201)
-async def register(body: s.CredentialsIn, caller: PublicCaller, svc: ServicesDep) -> s.RegisterOut:
+async def register(body: s.RegisterIn, caller: PublicCaller, svc: ServicesDep) -> s.RegisterOut:
     await limit_register(svc, caller)
-    request = wallet_pb2.RegisterRequest(username=body.username, password=body.password)
+    request = wallet_pb2.RegisterRequest(
+        username=body.username, password=body.password, email=body.email or ""
+    )
     reply = await svc.wallet.call(svc.wallet.stub.Register, request, caller)
     return s.RegisterOut(msg="User registered", user=s.UserOut.from_proto(reply.user))
 

@@ -15,6 +15,7 @@ from wallet.v1 import wallet_pb2
 
 from common.processes import wait_for
 from tests.support import (
+    PASSWORD,
     StartGateway,
     admin_auth,
     assert_error,
@@ -23,6 +24,7 @@ from tests.support import (
     login,
     register,
     transfer,
+    unique_name,
 )
 from tests.support.grpc_clients import Account
 from tests.support.notify import SmtpCatcher
@@ -74,6 +76,32 @@ def test_own_email_is_set_validated_cleared_and_private_through_rest(
         assert api.put("/me/email", json={"email": "a@b.test"}).status_code == 401
         cleared = api.put("/me/email", json={"email": ""}, headers=auth)
         assert cleared.json()["user"]["email"] is None
+
+
+def test_registration_takes_an_optional_email_validated_before_anything_is_written(
+    gateway_url: str, stub: Any
+) -> None:
+    name = unique_name("mail")
+    with httpx.Client(base_url=gateway_url, timeout=HANG_GUARD) as api:
+        bad = {"username": name, "password": PASSWORD, "email": "a@c.test\r\nBcc: x@c.test"}
+        assert_error(api.post("/register", json=bad), 400, "invalid_email")
+        good = {"username": name, "password": PASSWORD, "email": "Reg@Example.TEST"}
+        created = api.post("/register", json=good)
+        assert created.status_code == 201, created.text  # the refused attempt wrote nothing
+    own = stub.SetEmail(  # what is stored, read back through the user's own reply
+        wallet_pb2.SetEmailRequest(email="Reg@Example.TEST"),
+        metadata=(("authorization", f"Bearer {login(stub, name)}"),),
+    )
+    assert own.email == "Reg@example.test"
+    other = unique_name("mail")
+    reply = stub.Register(
+        wallet_pb2.RegisterRequest(username=other, password=PASSWORD, email="o@x.test")
+    )
+    assert reply.user.email == "o@x.test"
+    frozen = stub.FreezeUser(
+        wallet_pb2.FreezeUserRequest(username=other, reason="check"), metadata=admin_auth(stub)
+    )
+    assert frozen.email == "o@x.test"  # stored at registration, seen by admins
 
 
 def test_the_user_and_admins_see_the_email(stub: Any) -> None:

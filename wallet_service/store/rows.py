@@ -42,9 +42,15 @@ def user_from_row(row: Row[Any]) -> User:
 
 
 def new_user_row(
-    user_id: str, username: str, password_hash: str, role: Role, now: datetime
+    user_id: str,
+    username: str,
+    password_hash: str,
+    role: Role,
+    now: datetime,
+    email: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "email": email,
         "id": user_id,
         "username": username,
         "username_canonical": canonical_username(username),

@@ -28,9 +28,16 @@ class UserQueries:
     _db: Db
 
     def create_user(
-        self, *, user_id: str, username: str, password_hash: str, role: Role, now: datetime
+        self,
+        *,
+        user_id: str,
+        username: str,
+        password_hash: str,
+        role: Role,
+        now: datetime,
+        email: str | None = None,
     ) -> User:
-        row = new_user_row(user_id, username, password_hash, role, now)
+        row = new_user_row(user_id, username, password_hash, role, now, email)
         try:
             self._db.write(lambda conn: conn.execute(insert(users).values(**row)))
         except IntegrityError as exc:
@@ -43,6 +50,7 @@ class UserQueries:
             deleted_at=None,
             password_hash=password_hash,
             credentials_version=0,
+            email=email,
         )
 
     def ensure_admin(
