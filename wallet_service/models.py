@@ -199,3 +199,24 @@ class TransactionQuery:
     include_deleted: bool = False
     flagged_only: bool = False
     review_status: ReviewStatus | None = None
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """An internal caller (wallet_service.service_accounts). Only hashes of its secrets."""
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    created_by: str
+    secret_hash: str = field(repr=False)
+    previous_secret_hash: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    credentials_version: int = 0
+    disabled_at: datetime | None = None
+    disabled_by: str | None = None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None

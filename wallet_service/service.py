@@ -55,6 +55,7 @@ from wallet_service.models import (
     MovementPlan,
     ReviewStatus,
     Role,
+    ServiceAccount,
     Transaction,
     TransactionQuery,
     TxStatus,
@@ -71,6 +72,7 @@ from wallet_service.scoring import (
     SnoozeRefused,
     with_earlier,
 )
+from wallet_service.service_accounts import ServiceAccounts
 from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -123,6 +125,7 @@ class WalletService:
         reserved_usernames: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
+        self.service_accounts = ServiceAccounts(store=store, tokens=tokens)
         self.writer = writer
         self.currencies = currencies
         self.tokens = tokens
@@ -227,16 +230,26 @@ class WalletService:
         canonical = canonical_if_valid(username)
         return self.store.get_user_by_username(canonical) if canonical else None
 
-    def authenticate(self, token: str) -> User:
-        """The live user behind a bearer token; role and deletion come from the database,
-        and a token issued before the user's last credentials change is revoked."""
+    def authenticate(self, token: str) -> User | ServiceAccount:
+        """The live user (or service account) behind a bearer token; role and deletion
+        (scopes and disabling) come from the database, and a token issued before the last
+        credentials change is revoked."""
         claims = self.tokens.verify(token)
+        if claims.is_service:
+            return self.service_accounts.authenticate(claims)
         user = self.store.get_user(claims.user_id) if _is_id(claims.user_id) else None
         if user is None or user.is_deleted:
             raise Unauthenticated("token_invalid", "Token is invalid")
         if claims.credentials_version != user.credentials_version:
             raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
         return user
+
+    def authenticate_user(self, token: str) -> User:
+        """`authenticate` for a caller that must be a user (tools and the bench)."""
+        caller = self.authenticate(token)
+        if not isinstance(caller, User):
+            raise PermissionDenied("user_token_required", "This needs a user's token")
+        return caller
 
     def delete_account(self, caller: User) -> User:
         deleted = self.store.soft_delete_user(

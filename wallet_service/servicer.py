@@ -11,13 +11,15 @@ from wallet_service.errors import InvalidArgument, WalletError
 from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
 from wallet_service.service import ListFilters, Page, WalletService
+from wallet_service.service_account_servicer import ServiceAccountMethods
 
 Context = grpc.ServicerContext
 
 
-class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
+class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceServicer):
     def __init__(self, service: WalletService) -> None:
         self._service = service
+        self._accounts = service.service_accounts
         self._money = service.currencies
 
     def Register(

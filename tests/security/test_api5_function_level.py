@@ -28,6 +28,7 @@ from tests.support import (
     SpawnService,
     Unchanged,
     bearer,
+    create_service_account,
     database_url,
     db_snapshot,
     deposit,
@@ -58,6 +59,8 @@ USER_METHODS = {
     "DeleteAccount",
     "ChangePassword",
     "LogoutAll",
+    # Public: the client id and secret are the credentials (tests/wallet/test_service_accounts.py).
+    "IssueServiceToken",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
@@ -67,6 +70,10 @@ ADMIN_METHODS = {
     "DeleteUser",
     "FreezeUser",
     "UnfreezeUser",
+    "CreateServiceAccount",
+    "ListServiceAccounts",
+    "RotateServiceAccountSecret",
+    "DisableServiceAccount",
 }
 
 
@@ -76,12 +83,15 @@ def test_every_rpc_is_classified() -> None:
 
 
 @pytest.fixture
-def targets(stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser) -> dict[str, str]:
+def targets(
+    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, admin: Account
+) -> dict[str, str]:
     """Real objects, so a refusal is about the caller and not a missing id."""
     victim = make_user()
     flagged = deposit(stub, victim, "20000.00").transaction
     assert flagged.flagged
-    return {"tx": flagged.id, "victim": victim.username}
+    service = create_service_account(stub, admin.metadata, ["balances:read"])
+    return {"tx": flagged.id, "victim": victim.username, "service": service.client_id}
 
 
 def _admin_calls(
@@ -111,6 +121,19 @@ def _admin_calls(
         ),
         "UnfreezeUser": lambda md: stub.UnfreezeUser(
             wallet_pb2.UnfreezeUserRequest(username=victim), metadata=md
+        ),
+        "CreateServiceAccount": lambda md: stub.CreateServiceAccount(
+            wallet_pb2.CreateServiceAccountRequest(name="fl-svc", scopes=["deposits:write"]),
+            metadata=md,
+        ),
+        "ListServiceAccounts": lambda md: stub.ListServiceAccounts(
+            wallet_pb2.ListServiceAccountsRequest(), metadata=md
+        ),
+        "RotateServiceAccountSecret": lambda md: stub.RotateServiceAccountSecret(
+            wallet_pb2.RotateServiceAccountSecretRequest(id=targets["service"]), metadata=md
+        ),
+        "DisableServiceAccount": lambda md: stub.DisableServiceAccount(
+            wallet_pb2.DisableServiceAccountRequest(id=targets["service"]), metadata=md
         ),
         "ReviewTransaction(freeze)": lambda md: stub.ReviewTransaction(
             wallet_pb2.ReviewTransactionRequest(

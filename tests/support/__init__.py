@@ -84,6 +84,12 @@ from tests.support.servers import (
     url_of,
     wallet_settings,
 )
+from tests.support.service_accounts import (
+    ServiceClient,
+    create_service_account,
+    service_auth,
+    service_token,
+)
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -109,6 +115,7 @@ __all__ = [
     "Replicas",
     "RunningWallet",
     "Scenario",
+    "ServiceClient",
     "SpawnService",
     "StartGateway",
     "StartWallet",
@@ -120,6 +127,7 @@ __all__ = [
     "bearer",
     "clean_environ",
     "count_rows",
+    "create_service_account",
     "database_url",
     "db_snapshot",
     "deadlock_count",
@@ -151,6 +159,8 @@ __all__ = [
     "score_request",
     "seen_by_admin",
     "send_burst",
+    "service_auth",
+    "service_token",
     "serving_standin",
     "set_role_in_database",
     "start_fraud",
