@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
-from gateway.routes import account, admin, auth, fraud_admin, money, probes
+from gateway.routes import account, admin, auth, fraud_admin, money, probes, service_accounts
 from gateway.settings import GatewaySettings
 
 
@@ -38,8 +38,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (auth, account, money, admin, fraud_admin, probes):
+    for module in (auth, account, money, admin, fraud_admin, service_accounts, probes):
         app.include_router(module.router)
+    app.include_router(service_accounts.token_router)
     install_error_handlers(app)
     install_middleware(app, settings)
     return app

@@ -181,7 +181,9 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/rulesets", "/admin/fraud/rulesets/{version}",
         "/admin/fraud/rulesets/{version}/activate", "/admin/fraud/lists",
         "/admin/fraud/lists/{list_name}", "/admin/fraud/lists/{list_name}/{username}",
-        "/admin/fraud/snoozes",
+        "/admin/fraud/snoozes", "/admin/service-accounts", "/oauth/token",
+        "/admin/service-accounts/{account_id}/rotate",
+        "/admin/service-accounts/{account_id}/disable",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

@@ -220,6 +220,7 @@ def _fill(path: str, targets: dict[str, str]) -> str:
         .replace("{username}", targets["victim"])
         .replace("{version}", "1")
         .replace("{list_name}", "block")
+        .replace("{account_id}", targets["service"])
     )
 
 
@@ -230,6 +231,8 @@ BODIES: dict[str, dict[str, object]] = {
     "freeze": {"reason": "x"},
     "/admin/fraud/rulesets": {"rules": [{"kind": "large_amount", "params": {"threshold": 1}}]},
     "/admin/fraud/lists/{list_name}": {"username": "someone"},
+    "/admin/service-accounts": {"name": "fl-route", "scopes": ["deposits:write"]},
+    "/rotate": {"grace_seconds": 0},
 }
 
 
