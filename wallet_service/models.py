@@ -118,6 +118,7 @@ class Transaction:
     reversed_by_transaction_id: str | None
     initiator_balance_after_minor: int | None
     note: str | None = None
+    initiated_by_service: str | None = None  # the service account that acted for the user
 
     def involves(self, user_id: str) -> bool:
         return user_id in (self.from_user_id, self.to_user_id, self.initiated_by)
@@ -149,6 +150,7 @@ class MovementPlan:
     # account that got its money back).
     report_balance_of: str | None = None
     note: str | None = None
+    initiated_by_service: str | None = None  # the service account acting for initiated_by
 
     def __post_init__(self) -> None:
         # A plan is built from already-validated input; these guard the ledger against a

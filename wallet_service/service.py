@@ -72,7 +72,7 @@ from wallet_service.scoring import (
     SnoozeRefused,
     with_earlier,
 )
-from wallet_service.service_accounts import ServiceAccounts
+from wallet_service.service_accounts import ServiceAccounts, scoped_key
 from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -269,16 +269,48 @@ class WalletService:
 
     # -- money movements ----------------------------------------------------------------
 
-    def deposit(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.DEPOSIT, amount, currency, key, to_username=None)
+    # `acting`: the service account moving the user's money on their behalf (None: the user
+    # themself). Everything else (scoring, freezes, limits) is the same either way.
 
-    def withdraw(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.WITHDRAWAL, amount, currency, key, to_username=None)
+    def deposit(
+        self,
+        caller: User,
+        *,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
+    ) -> MovementOutcome:
+        return self._move(
+            caller, TxType.DEPOSIT, amount, currency, key, to_username=None, acting=acting
+        )
+
+    def withdraw(
+        self,
+        caller: User,
+        *,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
+    ) -> MovementOutcome:
+        return self._move(
+            caller, TxType.WITHDRAWAL, amount, currency, key, to_username=None, acting=acting
+        )
 
     def transfer(
-        self, caller: User, *, to_username: str, amount: str, currency: str, key: str
+        self,
+        caller: User,
+        *,
+        to_username: str,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
     ) -> MovementOutcome:
-        return self._move(caller, TxType.TRANSFER, amount, currency, key, to_username=to_username)
+        return self._move(
+            caller, TxType.TRANSFER, amount, currency, key, to_username=to_username, acting=acting
+        )
 
     def _recipient(self, caller: User, to_username: str) -> User:
         if not to_username:
@@ -437,8 +469,11 @@ class WalletService:
         key: str,
         *,
         to_username: str | None,
+        acting: ServiceAccount | None = None,
     ) -> MovementOutcome:
         _check_idempotency_key(key)
+        if acting is not None:  # the service's keys never meet the user's own
+            key = scoped_key(acting, key)
         # A retry is answered before any other lookup or check: its own success may have
         # made them fail since (recipient deleted, currency dropped, account frozen, ...).
         replay = self._replay_movement(caller, key, tx_type, amount_text, currency, to_username)
@@ -462,6 +497,8 @@ class WalletService:
         # (A same-key call racing this one is replayed by the writer; no second probe.)
         with self.store.sender_turn(caller.id):
             plan = self._scored_plan(caller, tx_type, amount, currency, key, fingerprint, recipient)
+            if acting is not None:
+                plan = replace(plan, initiated_by_service=acting.id)
             return _settled(caller, self.writer.apply(plan))
 
     def _scored_plan(

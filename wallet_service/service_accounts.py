@@ -8,6 +8,7 @@ keeps the previous secret valid for a grace period; a disable kills every token 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -127,6 +128,16 @@ class ServiceAccounts:
         if account.previous_secret_hash is None or expires is None or self.clock() >= expires:
             return False
         return verify_password(account.previous_secret_hash, secret or "")
+
+
+def scoped_key(account: ServiceAccount, key: str) -> str:
+    """The stored form of a service's idempotency key: a digest of (service, key) after a
+    prefix no user key can hold (users' keys are printable ASCII), so a service's key and
+    the acted-for user's own keys never collide; "" (no key) stays "". Fits the column."""
+    if not key:
+        return ""
+    digest = hashlib.sha256(f"{account.id}\n{key}".encode()).hexdigest()
+    return f"svc\u00a7{digest}"
 
 
 def require_scope(account: ServiceAccount, scope: str) -> None:

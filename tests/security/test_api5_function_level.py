@@ -77,9 +77,19 @@ ADMIN_METHODS = {
 }
 
 
+# Service tokens only, each with its scope (tests/security/test_api5_service_scopes.py).
+SERVICE_METHODS = {
+    "DepositFor",
+    "WithdrawFor",
+    "TransferFor",
+    "GetBalanceFor",
+    "ListTransactionsFor",
+}
+
+
 def test_every_rpc_is_classified() -> None:
     methods = {m.name for m in wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].methods}
-    assert methods == USER_METHODS | ADMIN_METHODS
+    assert methods == USER_METHODS | ADMIN_METHODS | SERVICE_METHODS
 
 
 @pytest.fixture
