@@ -50,6 +50,7 @@ from tests.support.grpc_clients import (
     transfer,
     unique_name,
 )
+from tests.support.lost_replies import LoseReplies
 from tests.support.processes import (
     SpawnService,
     clean_environ,
@@ -109,6 +110,7 @@ __all__ = [
     "CreateDatabase",
     "GatewayThread",
     "HeldFraud",
+    "LoseReplies",
     "MakeUser",
     "Metadata",
     "PgDatabases",
