@@ -1,7 +1,9 @@
 """gRPC server plumbing shared by wallet_service and fraud_service.
 
-Every server gets: a request-id + structured access-log interceptor, the standard
-`grpc.health.v1` service, server reflection, and a graceful stop on SIGTERM/SIGINT.
+Every server gets: a tracing interceptor (OpenTelemetry: continues the caller's W3C trace
+context), RED metrics per method (Prometheus), a request-id + structured access-log
+interceptor, the standard `grpc.health.v1` service, server reflection, and a graceful stop
+on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import filters, server_interceptor
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from common.logs import log_fields
 from common.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from common.telemetry import LATENCY_BUCKETS, Telemetry
 
 log = logging.getLogger("grpc.access")
 
@@ -87,19 +92,85 @@ class AccessLogInterceptor(ServerInterceptorBase):
         return wrap_unary_handler(continuation(handler_call_details), wrap)
 
 
+class RpcMetricsInterceptor(ServerInterceptorBase):
+    """RED per method: calls by final status code and their latency. Labels are bounded: only
+    registered methods reach a handler (an unknown method is not wrapped)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed, by service, method and status code",
+            ["grpc_service", "grpc_method", "grpc_code"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "grpc_server_handling_seconds",
+            "Time to answer an RPC, by service and method",
+            ["grpc_service", "grpc_method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+
+        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                started = time.perf_counter()
+                failed = True
+                try:
+                    reply = inner(request, context)
+                    failed = False
+                    return reply
+                finally:
+                    code = context.code()  # type: ignore[attr-defined]
+                    if code is None:
+                        code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+                    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                    self._handled.labels(service, method, name).inc()
+                    self._latency.labels(service, method).observe(time.perf_counter() - started)
+
+            return behavior
+
+        return wrap_unary_handler(continuation(handler_call_details), wrap)
+
+
+# Health probes and reflection are polled constantly: spans of them would bury the real ones.
+_TRACED = filters.negate(
+    filters.any_of(
+        filters.service_name("grpc.health.v1.Health"),
+        filters.service_prefix("grpc.reflection."),
+    )
+)
+
+
 def build_server(
     *,
     address: str,
     max_workers: int,
+    telemetry: Telemetry,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     reuse_port: bool = False,
 ) -> tuple[grpc.Server, int]:
     """Create a server bound to `address` (port 0 picks a free one); returns the real port.
     `reuse_port`: several processes share the port (SO_REUSEPORT, the kernel spreads the
-    connections); off by default, so a second server on a busy port fails clearly."""
+    connections); off by default, so a second server on a busy port fails clearly.
+
+    Interceptors run outermost first: the trace span encloses the metrics and the access
+    log line, so that line carries the trace id."""
+    tracing = server_interceptor(tracer_provider=telemetry.tracer_provider, filter_=_TRACED)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[AccessLogInterceptor(), *interceptors],
+        interceptors=[
+            tracing,
+            RpcMetricsInterceptor(telemetry.registry),
+            AccessLogInterceptor(),
+            *interceptors,
+        ],
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         maximum_concurrent_rpcs=max_workers * 8,
     )

@@ -246,6 +246,29 @@ class AsyncRedisRateLimiter:
         await self._redis.aclose()
 
 
+def limit_name(key: str) -> str:
+    """The bounded part of a key, for metrics: 'login:peer:10.0.0.1' -> 'login:peer' (never
+    the client address or the user id that follows)."""
+    return ":".join(key.split(":")[:2])
+
+
+class ObservedRateLimiter:
+    """Tells `on_refused` the limit's name each time the wrapped limiter refuses."""
+
+    def __init__(self, inner: RateLimiter, on_refused: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_refused = on_refused
+
+    def hit(self, key: str, rule: RateLimit) -> Decision:
+        decision = self._inner.hit(key, rule)
+        if not decision.allowed:
+            self._on_refused(limit_name(key))
+        return decision
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def build_rate_limiter(redis_url: str | None, *, prefix: str) -> RateLimiter:
     return RedisRateLimiter(redis_url, prefix=prefix) if redis_url else MemoryRateLimiter()
 

@@ -12,10 +12,12 @@ from grpc_health.v1.health import HealthServicer
 
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields
+from common.telemetry import Telemetry, build_telemetry
 from fraud_service.admin import FraudAdmin
 from fraud_service.admin_servicer import FraudAdminServicer
 from fraud_service.database import create_db_engine, migrate
 from fraud_service.live import RuleSource, StaticRules, StoreRules
+from fraud_service.metrics import FraudMetrics
 from fraud_service.rules import rule_set_from_config
 from fraud_service.rulesets import to_document
 from fraud_service.servicer import FraudServicer
@@ -49,6 +51,7 @@ class FraudServer:
     server: grpc.Server
     port: int
     health: HealthServicer
+    telemetry: Telemetry
     store: FraudStore | None = None
 
     def start(self) -> None:
@@ -64,10 +67,15 @@ class FraudServer:
             self.store.dispose()
 
 
-def create_server(settings: FraudSettings) -> FraudServer:
+def create_server(settings: FraudSettings, telemetry: Telemetry | None = None) -> FraudServer:
     """A ready-to-start server; bind port 0 in tests and read `.port` back. With a store
-    (settings.database_url) it is migrated and seeded first, and FraudAdmin is served."""
-    server, port = build_server(address=settings.addr, max_workers=settings.max_workers)
+    (settings.database_url) it is migrated and seeded first, and FraudAdmin is served.
+    Pass a `telemetry` to read its metrics and spans (tests do); `serve` starts the scrape
+    endpoint of the one it builds from the settings."""
+    telemetry = telemetry or build_telemetry("fraud_service", settings.telemetry)
+    server, port = build_server(
+        address=settings.addr, max_workers=settings.max_workers, telemetry=telemetry
+    )
     store = open_store(settings) if settings.database_url else None
     rules: RuleSource
     services = [SERVICE_NAME]
@@ -80,15 +88,22 @@ def create_server(settings: FraudSettings) -> FraudServer:
             FraudAdminServicer(FraudAdmin(store)), server
         )
         services.append(ADMIN_SERVICE_NAME)
-    fraud_pb2_grpc.add_FraudServiceServicer_to_server(FraudServicer(rules), server)
-    return FraudServer(server, port, add_health_and_reflection(server, services), store)
+    servicer = FraudServicer(rules, FraudMetrics(telemetry.registry))
+    fraud_pb2_grpc.add_FraudServiceServicer_to_server(servicer, server)
+    health = add_health_and_reflection(server, services)
+    return FraudServer(server, port, health, telemetry, store)
 
 
 def serve(settings: FraudSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight calls for `grace_seconds`."""
     fraud = create_server(settings)
-    log_fields(log, "listening", addr=settings.addr, port=fraud.port)
-    try:
-        serve_until_signal(fraud.server, fraud.health, grace_seconds=settings.grace_seconds)
-    finally:
+    metrics_port = fraud.telemetry.serve_metrics(settings.telemetry)
+    log_fields(log, "listening", addr=settings.addr, port=fraud.port, metrics_port=metrics_port)
+
+    def stop() -> None:
+        fraud.telemetry.close()
         fraud.close()
+
+    serve_until_signal(
+        fraud.server, fraud.health, grace_seconds=settings.grace_seconds, on_stop=stop
+    )

@@ -4,6 +4,7 @@ live rule set and lists -> ScoreResponse. FraudAdmin: proto <-> fraud_service.ad
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import grpc
@@ -11,6 +12,7 @@ from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
 from fraud_service.live import RuleSource
+from fraud_service.metrics import FraudMetrics
 from fraud_service.rules import (
     Decision,
     Features,
@@ -84,8 +86,9 @@ def verdict_to_proto(verdict: Verdict, version: int | None) -> fraud_pb2.ScoreRe
 
 
 class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
-    def __init__(self, rules: RuleSource) -> None:
+    def __init__(self, rules: RuleSource, metrics: FraudMetrics | None = None) -> None:
         self._rules = rules
+        self._metrics = metrics
 
     def Score(
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
@@ -121,7 +124,10 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
             counterparty=request.movement.counterparty_username,
             now=movement_time(request.movement.occurred_at),
         )
+        started = time.perf_counter()
         verdict = evaluate_rule_set(movement, features, live.rule_set, lists)
+        if self._metrics is not None:
+            self._metrics.verdict(verdict, time.perf_counter() - started)
         log_fields(
             log,
             "scored",

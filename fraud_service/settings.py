@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from common.config import env_choice, env_float, env_int, env_str
+from common.telemetry import TelemetrySettings
 from fraud_service.config import load_config
 from fraud_service.rules import FraudConfig
 
@@ -29,6 +30,7 @@ class FraudSettings:
     # How long a replica trusts its snapshot before reading the store's generation again;
     # 0 (default) reads it before every score, so an activation is in force at once.
     state_cache_seconds: float = 0.0
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FraudSettings:
@@ -42,4 +44,5 @@ class FraudSettings:
             database_url=env_str(env, "FRAUD_DATABASE_URL", DEFAULT_DATABASE_URL),
             db_pool_size=env_int(env, "FRAUD_DB_POOL_SIZE", cls.db_pool_size, minimum=1),
             state_cache_seconds=env_int(env, "FRAUD_STATE_CACHE_MS", 0) / 1000,
+            telemetry=TelemetrySettings.from_env(env, "FRAUD_METRICS_PORT"),
         )

@@ -8,14 +8,15 @@ import uvicorn
 
 from common.config import current_env, load_env_file
 from common.logs import setup_logging
+from common.telemetry import Telemetry
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 
-def server_config(settings: GatewaySettings) -> uvicorn.Config:
+def server_config(settings: GatewaySettings, telemetry: Telemetry | None = None) -> uvicorn.Config:
     """The uvicorn set-up, shared by `main` and the tests' in-thread servers."""
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, telemetry),
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep the JSON logging set up by common.logs

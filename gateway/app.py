@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from common.telemetry import Telemetry, build_telemetry
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
@@ -20,8 +22,11 @@ from gateway.routes import account, admin, auth, fraud_admin, money, probes, ser
 from gateway.settings import GatewaySettings
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
-    services = Services(settings)
+def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) -> FastAPI:
+    """`telemetry`: where the metrics and spans go (tests pass one to read them back)."""
+    if telemetry is None:
+        telemetry = build_telemetry("gateway", settings.telemetry)
+    services = Services(settings, telemetry)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -42,5 +47,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(service_accounts.token_router)
     install_error_handlers(app)
-    install_middleware(app, settings)
+    install_middleware(app, settings, services.metrics)
+    # Continues an incoming W3C traceparent (or starts a trace) with a span per route; the
+    # wallet client's interceptor carries it on. Probes and scrapes are not traced.
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=telemetry.tracer_provider,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
     return app

@@ -23,8 +23,10 @@ from common.limits import (
     MAX_PAGE_SIZE,
     MAX_USERNAME_INPUT_LENGTH,
 )
-from common.ratelimit import AsyncRateLimiter, RateLimit, build_async_rate_limiter
+from common.ratelimit import AsyncRateLimiter, RateLimit, build_async_rate_limiter, limit_name
+from common.telemetry import Telemetry
 from gateway.errors import ApiError
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.wallet_client import Caller, WalletClient, is_valid_metadata_value
 
@@ -34,8 +36,10 @@ from gateway.wallet_client import Caller, WalletClient, is_valid_metadata_value
 class Services:
     """What routes need, built at startup inside the event loop (the gRPC channel binds to it)."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, telemetry: Telemetry) -> None:
         self.settings = settings
+        self.telemetry = telemetry
+        self.metrics = GatewayMetrics(telemetry.registry)
         self._wallet: WalletClient | None = None
         self._limiter: AsyncRateLimiter | None = None
 
@@ -44,6 +48,7 @@ class Services:
             self.settings.wallet_addr,
             timeout_seconds=self.settings.rpc_timeout_seconds,
             ready_timeout_seconds=self.settings.ready_timeout_seconds,
+            tracer_provider=self.telemetry.tracer_provider,
         )
         self._limiter = build_async_rate_limiter(
             self.settings.redis_url, prefix="gateway:ratelimit:"
@@ -67,6 +72,7 @@ class Services:
         assert self._limiter is not None, "Services.start() not called"
         decision = await self._limiter.hit(key, rule)
         if not decision.allowed:
+            self.metrics.rate_limited.labels(limit_name(key)).inc()
             headers = {"Retry-After": str(decision.retry_after_seconds)}
             raise ApiError(429, "rate_limited", message, headers)
 

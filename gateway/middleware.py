@@ -1,4 +1,4 @@
-"""ASGI middleware: the request id and access log, the body size limit, CORS.
+"""ASGI middleware: RED metrics, the request id and access log, the body size limit, CORS.
 
 Plain ASGI classes: they see each body chunk, so the body limit stops reading at
 `max_bytes`, and they wrap every response, the error responses included.
@@ -17,14 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.logs import log_fields
 from common.request_context import accept_request_id, request_id_var
 from gateway.errors import ApiError, error_response, internal_error_response
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.settings import GatewaySettings
 
 access_log = logging.getLogger("gateway.access")
 log = logging.getLogger("gateway")
 
 
-def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
-    """Outermost first: request context, then CORS (when configured), then the body limit."""
+def install_middleware(app: FastAPI, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
+    """Outermost first: metrics, request context, CORS (when configured), the body limit.
+    (Tracing wraps them all: FastAPIInstrumentor puts its middleware outside the stack.)"""
     # add_middleware wraps: the last added runs first.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -40,6 +42,7 @@ def install_middleware(app: FastAPI, settings: GatewaySettings) -> None:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
 
 class RequestContextMiddleware:

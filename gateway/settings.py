@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.config import ConfigError, env_float, env_int, env_str
 from common.ratelimit import RateLimit as RateLimit  # re-exported: tests and callers use it
 from common.ratelimit import env_rate_limit
+from common.telemetry import TelemetrySettings
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class GatewaySettings:
     # so a client cannot dodge the per-IP login limit by sending its own header.
     forwarded_allow_ips: str = ""
     log_level: str = "INFO"
+    # Traces only: the gateway's metrics are served on its own port at GET /metrics.
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -63,6 +66,7 @@ class GatewaySettings:
             ),
             forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
             log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
+            telemetry=TelemetrySettings.from_env(env, None),
         )
 
 

@@ -9,6 +9,8 @@ from typing import TypeVar
 import grpc
 from fraud.v1 import fraud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, filters
+from opentelemetry.trace import TracerProvider
 from wallet.v1 import wallet_pb2_grpc
 
 from common.request_context import REQUEST_ID_HEADER
@@ -47,10 +49,25 @@ def is_valid_metadata_value(value: str) -> bool:
 class WalletClient:
     """Owns the channel (one per process); create it inside the running event loop."""
 
-    def __init__(self, address: str, *, timeout_seconds: float, ready_timeout_seconds: float):
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_seconds: float,
+        ready_timeout_seconds: float,
+        tracer_provider: TracerProvider | None = None,
+    ):
         # round_robin spreads calls over every address the target resolves to, so
         # `dns:///wallet:50051` balances across wallet replicas (one address: no change).
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        # The tracing interceptors make each call a client span and send `traceparent`.
+        self._channel = grpc.aio.insecure_channel(
+            address,
+            options=_CHANNEL_OPTIONS,
+            interceptors=aio_client_interceptors(
+                tracer_provider=tracer_provider,
+                filter_=filters.negate(filters.service_name("grpc.health.v1.Health")),
+            ),
+        )
         self.stub = wallet_pb2_grpc.WalletServiceStub(self._channel)
         # Served by the wallet for its admins and forwarded to the fraud service.
         self.fraud_admin = fraud_pb2_grpc.FraudAdminStub(self._channel)

@@ -64,6 +64,9 @@ def main() -> None:
     if env.get("WALLET_DATABASE_URL", "").startswith("postgresql"):
         # One wallet process per core on one port (SQLite is served by one process).
         env.setdefault("WALLET_PROCESSES", str(os.cpu_count() or 1))
+    # Each process serves its own Prometheus scrape endpoint (the gateway: GET /metrics).
+    env.setdefault("FRAUD_METRICS_PORT", "9102")
+    env.setdefault("WALLET_METRICS_PORT", "9101")
     if not env.get("JWT_SECRET_KEY"):
         print(
             "JWT_SECRET_KEY is not set: the wallet uses a generated development secret kept "
@@ -90,6 +93,9 @@ def main() -> None:
             f"  wallet_service gRPC  {env['WALLET_ADDR']}"
             f"  (grpcurl -plaintext {env['WALLET_ADDR']} list)\n"
             f"  gateway        HTTP  {gateway}  (API docs: {gateway}/docs)\n"
+            f"  metrics        {gateway}/metrics"
+            f"  http://127.0.0.1:{env['WALLET_METRICS_PORT']}/metrics (wallet)"
+            f"  http://127.0.0.1:{env['FRAUD_METRICS_PORT']}/metrics (fraud)\n"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

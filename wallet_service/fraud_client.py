@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.grpc import client_interceptor, filters, grpcext
+from opentelemetry.trace import TracerProvider
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
 from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
@@ -28,15 +31,41 @@ _DECISIONS = {
 }
 
 
+# Called with the call's outcome ("ok" or the gRPC code's name) and its duration in seconds.
+CallObserver = Callable[[str, float], None]
+
+
+def _ignore(_outcome: str, _seconds: float) -> None:
+    return None
+
+
 class GrpcFraudScorer:
-    def __init__(self, address: str, *, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_seconds: float,
+        tracer_provider: TracerProvider | None = None,
+        observe: CallObserver = _ignore,
+    ) -> None:
         self._channel = grpc.insecure_channel(address)
-        self._stub = fraud_pb2_grpc.FraudServiceStub(self._channel)
-        self._admin = fraud_pb2_grpc.FraudAdminStub(self._channel)
+        # The Score call becomes a client span and carries `traceparent` to the fraud service
+        # (health polls are left out: they belong to no request).
+        traced = grpcext.intercept_channel(
+            self._channel,
+            client_interceptor(
+                tracer_provider=tracer_provider,
+                filter_=filters.negate(filters.service_name("grpc.health.v1.Health")),
+            ),
+        )
+        self._stub = fraud_pb2_grpc.FraudServiceStub(traced)
+        self._admin = fraud_pb2_grpc.FraudAdminStub(traced)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout_seconds
+        self._observe = observe
 
     def score(self, movement: ScoreInput) -> FraudVerdict:
+        started = time.perf_counter()
         try:
             reply = self._stub.Score(
                 _request(movement),
@@ -44,7 +73,9 @@ class GrpcFraudScorer:
                 metadata=((REQUEST_ID_HEADER, current_request_id()),),
             )
         except grpc.RpcError as exc:
+            self._observe(exc.code().name, time.perf_counter() - started)
             raise ScorerUnavailable(f"fraud service: {exc.code().name}") from exc
+        self._observe("ok", time.perf_counter() - started)
         return _verdict(reply)
 
     def score_batch(self, movements: Sequence[ScoreInput]) -> list[FraudVerdict]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 from wallet_service.errors import Unavailable, WalletError
@@ -37,6 +39,25 @@ class MovementWriter(Protocol):
     def close(self) -> None: ...
 
 
+class CommitObserver(Protocol):
+    """What telemetry sees of the writer, without the writer knowing any telemetry library."""
+
+    def capture(self) -> object:
+        """Called in the request thread: what the batch needs of its caller (the trace
+        context), handed back to `batch` from the writer thread."""
+
+    def batch(self, size: int, callers: Sequence[object]) -> AbstractContextManager[object]:
+        """Encloses the write of one batch (its timing and its span)."""
+
+
+class NullObserver:
+    def capture(self) -> object:
+        return None
+
+    def batch(self, size: int, callers: Sequence[object]) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
 def _settle(result: MovementResult) -> MovementOutcome:
     if isinstance(result, WalletError):
         raise result
@@ -46,8 +67,9 @@ def _settle(result: MovementResult) -> MovementOutcome:
 class DirectWriter:
     """One transaction per movement, in the caller's thread."""
 
-    def __init__(self, store: WalletStore) -> None:
+    def __init__(self, store: WalletStore, *, observer: CommitObserver | None = None) -> None:
         self._store = store
+        self._observer = observer or NullObserver()
         self._guard = threading.Lock()
         self._in_flight = 0
         self._overlapped = 0
@@ -62,7 +84,9 @@ class DirectWriter:
             self._overlapped += 1 if self._in_flight else 0
             self._in_flight += 1
         try:
-            return _settle(self._store.apply_movements([plan])[0])
+            with self._observer.batch(1, [self._observer.capture()]):
+                result = self._store.apply_movements([plan])[0]
+            return _settle(result)
         finally:
             with self._guard:
                 self._in_flight -= 1
@@ -71,13 +95,21 @@ class DirectWriter:
         return None
 
 
-_Pending = tuple[MovementPlan, "Future[MovementResult]"]
+# The plan, its caller's future, and what the observer captured in the caller's thread.
+_Pending = tuple[MovementPlan, "Future[MovementResult]", object]
 
 
 class GroupCommitWriter:
-    def __init__(self, store: WalletStore, *, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        store: WalletStore,
+        *,
+        max_batch: int = 64,
+        observer: CommitObserver | None = None,
+    ) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._observer = observer or NullObserver()
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._overlapped = 0  # written by the writer thread only
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -85,7 +117,7 @@ class GroupCommitWriter:
 
     def apply(self, plan: MovementPlan) -> MovementOutcome:
         done: Future[MovementResult] = Future()
-        self._queue.put((plan, done))
+        self._queue.put((plan, done, self._observer.capture()))
         try:
             return _settle(done.result(timeout=RESULT_TIMEOUT_SECONDS))
         except FutureTimeout as exc:
@@ -124,13 +156,14 @@ class GroupCommitWriter:
                 self._commit(batch)
             except Exception:  # never let the writer die and strand every caller
                 log.exception("group commit writer failed a batch")
-                for _, done in batch:
+                for _, done, _ in batch:
                     if not done.done():
                         done.set_exception(Unavailable("storage_unavailable", "Write failed"))
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            results = self._store.apply_movements([plan for plan, _ in batch])
+            with self._observer.batch(len(batch), [caller for _, _, caller in batch]):
+                results = self._store.apply_movements([plan for plan, _, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 batch[0][1].set_exception(exc)
@@ -140,5 +173,5 @@ class GroupCommitWriter:
             for pending in batch:
                 self._commit([pending])
             return
-        for (_, done), result in zip(batch, results, strict=True):
+        for (_, done, _), result in zip(batch, results, strict=True):
             done.set_result(result)

@@ -79,7 +79,11 @@ def status_name(error: WalletError) -> str:
 
 class ErrorMappingInterceptor(ServerInterceptorBase):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
-    with a generic message, so no internals leak to clients."""
+    with a generic message, so no internals leak to clients. `on_error` sees each mapped
+    error with its method (metrics count login failures there)."""
+
+    def __init__(self, on_error: Callable[[str, WalletError], None] | None = None) -> None:
+        self._on_error = on_error
 
     def intercept_service(
         self,
@@ -91,6 +95,8 @@ class ErrorMappingInterceptor(ServerInterceptorBase):
                 try:
                     return inner(request, context)
                 except WalletError as error:
+                    if self._on_error is not None:
+                        self._on_error(handler_call_details.method, error)
                     abort_with(context, error)
                 except Exception:
                     if context.code() is not None:  # type: ignore[attr-defined]

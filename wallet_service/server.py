@@ -15,7 +15,8 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 from common.config import ConfigError, current_env, load_env_file
 from common.grpc_server import add_health_and_reflection, build_server, serve_until_signal
 from common.logs import log_fields, setup_logging
-from common.ratelimit import RateLimiter, build_rate_limiter
+from common.ratelimit import ObservedRateLimiter, RateLimiter, build_rate_limiter
+from common.telemetry import Telemetry, build_telemetry
 from wallet_service.auth import TokenIssuer
 from wallet_service.auth_interceptor import AuthInterceptor
 from wallet_service.channels import (
@@ -43,6 +44,7 @@ from wallet_service.settings import WalletSettings
 from wallet_service.store import SqlLoginAttempts, SqlStore
 from wallet_service.store_contract import WalletStore
 from wallet_service.supervisor import is_child, notify_ready, supervise
+from wallet_service.telemetry import CommitTelemetry, InstrumentedWriter, WalletMetrics
 
 log = logging.getLogger("wallet_service")
 
@@ -58,6 +60,7 @@ class WalletServer:
     service: WalletService
     health: health.HealthServicer
     monitor: FraudReachabilityMonitor | None
+    telemetry: Telemetry
     notifier: Notifier | None = None
     fraud_admin: FraudAdminProxy | None = None
 
@@ -86,10 +89,20 @@ class WalletServer:
         engine = getattr(self.service.store, "engine", None)
         if engine is not None:
             engine.dispose()
+        self.telemetry.close()
 
 
-def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) -> WalletService:
+def build_service(
+    settings: WalletSettings,
+    limiter: RateLimiter | None = None,
+    telemetry: Telemetry | None = None,
+    metrics: WalletMetrics | None = None,
+) -> WalletService:
     """The use cases over a migrated store; `limiter` is shared with the gRPC interceptors."""
+    if telemetry is None:
+        telemetry = build_telemetry("wallet_service", settings.telemetry)
+    if metrics is None:
+        metrics = WalletMetrics(telemetry.registry)
     if limiter is None:
         limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
     engine = create_db_engine(
@@ -105,7 +118,10 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
     scorer: Scorer
     if settings.fraud_address:
         scorer = GrpcFraudScorer(
-            settings.fraud_address, timeout_seconds=settings.fraud_timeout_ms / 1000
+            settings.fraud_address,
+            timeout_seconds=settings.fraud_timeout_ms / 1000,
+            tracer_provider=telemetry.tracer_provider,
+            observe=lambda outcome, seconds: metrics.fraud_calls.labels(outcome).observe(seconds),
         )
     else:
         scorer = ThresholdScorer(settings.fraud_threshold)
@@ -113,14 +129,17 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
     # but a reserve of them, so feature reads, the writer and other calls always get one.
     capacity = 2 * settings.db_pool_size
     store = SqlStore(engine, sender_turn_connections=max(1, capacity - max(2, capacity // 4)))
+    metrics.watch_pool(engine.pool.checkedout, capacity)  # type: ignore[attr-defined]
+    metrics.watch_outbox(lambda: {str(k): v for k, v in store.outbox_counts().items()})
+    observer = CommitTelemetry(telemetry, metrics)
     writer: MovementWriter = (
-        GroupCommitWriter(store, max_batch=settings.group_commit_max_batch)
+        GroupCommitWriter(store, max_batch=settings.group_commit_max_batch, observer=observer)
         if settings.group_commit
-        else DirectWriter(store)
+        else DirectWriter(store, observer=observer)
     )
     service = WalletService(
         store=store,
-        writer=writer,
+        writer=InstrumentedWriter(writer, metrics),
         currencies=settings.currencies,
         tokens=TokenIssuer(secret=settings.jwt_secret, ttl_seconds=settings.jwt_ttl_seconds),
         scorer=scorer,
@@ -149,16 +168,25 @@ def build_service(settings: WalletSettings, limiter: RateLimiter | None = None) 
     return service
 
 
-def create_server(settings: WalletSettings) -> WalletServer:
-    """A ready-to-start server; bind port 0 in tests and read `.port` back."""
-    limiter = build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX)
-    service = build_service(settings, limiter)
+def create_server(settings: WalletSettings, telemetry: Telemetry | None = None) -> WalletServer:
+    """A ready-to-start server; bind port 0 in tests and read `.port` back. Without a
+    `telemetry`, one is built from the settings and its metrics endpoint started (when
+    WALLET_METRICS_PORT / METRICS_PORT asks for one)."""
+    if telemetry is None:
+        telemetry = build_telemetry("wallet_service", settings.telemetry)
+        telemetry.serve_metrics(settings.telemetry)
+    metrics = WalletMetrics(telemetry.registry)
+    limiter = ObservedRateLimiter(
+        build_rate_limiter(settings.redis_url, prefix=LIMITER_PREFIX), metrics.refused
+    )
+    service = build_service(settings, limiter, telemetry, metrics)
     server, port = build_server(
         address=settings.address,
         max_workers=settings.workers,
         reuse_port=settings.processes > 1,
+        telemetry=telemetry,
         interceptors=[
-            ErrorMappingInterceptor(),
+            ErrorMappingInterceptor(on_error=metrics.error),
             PeerLimitInterceptor.from_settings(settings, limiter),
             AuthInterceptor(service.authenticate),
         ],
@@ -174,7 +202,9 @@ def create_server(settings: WalletSettings) -> WalletServer:
             service.scorer, _fraud_health_updater(health_servicer, settings.fraud_fail_closed)
         )
     notifier = build_notifier(settings.notify, service.store) if settings.notify.enabled else None
-    return WalletServer(server, port, service, health_servicer, monitor, notifier, fraud_admin)
+    return WalletServer(
+        server, port, service, health_servicer, monitor, telemetry, notifier, fraud_admin
+    )
 
 
 def build_notifier(settings: NotifySettings, store: WalletStore) -> Notifier:
@@ -231,6 +261,7 @@ def serve(settings: WalletSettings) -> None:
         port=wallet.port,
         database=_safe_url(settings.database_url),
         fraud=settings.fraud_address or "local",
+        metrics_port=wallet.telemetry.metrics_port,
     )
     serve_until_signal(
         wallet.server,

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from common.config import (
     env_str,
 )
 from common.ratelimit import RateLimit, env_rate_limit
+from common.telemetry import TelemetrySettings
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
 from wallet_service.notify_settings import NotifySettings
@@ -70,6 +71,7 @@ class WalletSettings:
     # `make run` on PostgreSQL asks for the number of cores. SQLite: always 1 (one process
     # serves a SQLite file: its sender turns are in-process locks).
     processes: int = 1
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
@@ -116,6 +118,7 @@ class WalletSettings:
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             notify=NotifySettings.from_env(env, environment=environment),
             processes=_processes(env),
+            telemetry=TelemetrySettings.from_env(env, "WALLET_METRICS_PORT"),
         )
 
     @property

@@ -80,7 +80,8 @@ class _Child:
 
     def __init__(self, index: int, env: Mapping[str, str]) -> None:
         self.ready_fd, write_fd = os.pipe()
-        child_env = {**env, CHILD_ENV: str(index), READY_FD_ENV: str(write_fd)}
+        child_env = {**_child_metrics_port(index, env), CHILD_ENV: str(index)}
+        child_env[READY_FD_ENV] = str(write_fd)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wallet_service"],
             env=child_env,
@@ -89,6 +90,16 @@ class _Child:
         )
         os.close(write_fd)  # the child holds it now: EOF here means the child is gone
         self.ready = False
+
+
+def _child_metrics_port(index: int, env: Mapping[str, str]) -> dict[str, str]:
+    """Each process serves its own scrape endpoint: with a fixed metrics port N, process i
+    listens on N + i (one port cannot be bound twice); 0 (any free port) and unset stay."""
+    child = dict(env)
+    base = env.get("WALLET_METRICS_PORT") or env.get("METRICS_PORT") or ""
+    if base.isdigit() and int(base) > 0:
+        child["WALLET_METRICS_PORT"] = str(int(base) + index)
+    return child
 
 
 def _spawn(index: int, env: Mapping[str, str]) -> _Child:

@@ -184,6 +184,7 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/snoozes", "/admin/service-accounts", "/oauth/token",
         "/admin/service-accounts/{account_id}/rotate",
         "/admin/service-accounts/{account_id}/disable",
+        "/metrics",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
     deposit = schema["paths"]["/deposit"]["post"]

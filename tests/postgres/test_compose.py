@@ -31,6 +31,7 @@ DOTENV = {
     "POSTGRES_PASSWORD": "pg-password-for-the-test",
     "JWT_SECRET_KEY": "k" * 48,
     "ADMIN_PASSWORD": "admin-password-123",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-password-123",
 }
 
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\})")
@@ -105,7 +106,7 @@ def aliases(service: dict[str, Any]) -> set[str]:
 
 def test_services_and_the_shared_image(compose: dict[str, Any]) -> None:
     svc = services(compose)
-    assert set(svc) == {"redis", "postgres", "fraud", *WALLETS, "gateway"}
+    assert set(svc) == {"redis", "postgres", "fraud", *WALLETS, "gateway", "prometheus", "grafana"}
     modules = {"fraud": "fraud_service", "gateway": "gateway"} | dict.fromkeys(
         WALLETS, "wallet_service"
     )
@@ -188,7 +189,7 @@ def test_gateway_is_published_and_reaches_both_replicas(compose: dict[str, Any])
 
 
 def test_required_secrets_are_enforced_and_never_defaulted() -> None:
-    for name in ("POSTGRES_PASSWORD", "JWT_SECRET_KEY"):
+    for name in ("POSTGRES_PASSWORD", "JWT_SECRET_KEY", "GRAFANA_ADMIN_PASSWORD"):
         with pytest.raises(MissingVariable, match=name):
             load_compose({k: v for k, v in DOTENV.items() if k != name})
     raw = COMPOSE.read_text()
@@ -248,3 +249,49 @@ def test_dockerfile_generates_the_stubs_and_runs_unprivileged() -> None:
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert {".git", ".venv", "gen", "data", ".env"} <= ignored
+
+
+def _scrape_targets() -> dict[str, list[str]]:
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    return {
+        job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+
+
+def test_prometheus_scrapes_each_process_where_it_serves_metrics(
+    compose: dict[str, Any],
+) -> None:
+    svc = services(compose)
+    targets = _scrape_targets()
+    gateway = GatewaySettings.from_env(environment(svc["gateway"]))
+    assert targets["gateway"] == [f"gateway:{gateway.port}"]
+    wallet_targets = []
+    for name in WALLETS:
+        telemetry = WalletSettings.from_env(environment(svc[name])).telemetry
+        assert telemetry.metrics_host == "0.0.0.0", "reachable from the prometheus container"
+        assert str(telemetry.metrics_port) in svc[name]["expose"]
+        wallet_targets.append(f"{name}:{telemetry.metrics_port}")
+    assert targets["wallet"] == wallet_targets, "each replica scraped on its own"
+    fraud = FraudSettings.from_env(environment(svc["fraud"])).telemetry
+    assert fraud.metrics_host == "0.0.0.0"
+    assert targets["fraud"] == [f"fraud:{fraud.metrics_port}"]
+    prometheus = svc["prometheus"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert set(depends(prometheus)) == {"gateway", "fraud", *WALLETS}
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(
+    compose: dict[str, Any],
+) -> None:
+    grafana = services(compose)["grafana"]
+    # container path -> repository path ("./source:target:ro")
+    mounts = {target: source for source, target, _ in (v.split(":") for v in grafana["volumes"])}
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    source = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((provisioning / "dashboards/wallet.yml").read_text())
+    dashboards_in_container = provider["providers"][0]["options"]["path"]
+    assert (REPO / mounts[dashboards_in_container] / "wallet.json").exists()
+    assert environment(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == DOTENV["GRAFANA_ADMIN_PASSWORD"]

@@ -4,10 +4,12 @@ supervisor drains and stops both with exit status 0. SQLite refuses more than on
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
@@ -66,6 +68,36 @@ def test_two_processes_share_the_port_and_stop_together(
     assert served_by == set(started["pids"])  # both children served, nobody else
     stopped = [line for line in lines if line.get("msg") == "wallet processes stopped"]
     assert len(stopped) == 1 and stopped[0]["exit_codes"] == [0, 0]
+
+
+def _free_port_pair() -> int:
+    """A port N with N + 1 free too (process i of the supervisor serves metrics on N + i)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            base = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", base + 1))
+                except OSError:
+                    continue
+        return base
+    raise AssertionError("no two consecutive free ports")
+
+
+@pytest.mark.postgres
+def test_each_process_serves_its_own_metrics_port(
+    spawn: SpawnService, pg_database_factory: CreateDatabase
+) -> None:
+    base = _free_port_pair()
+    env = wallet_env(pg_database_factory(), free_address(), "2")
+    wallet = spawn("wallet", "wallet_service", WALLET_METRICS_PORT=str(base), **env)
+    wallet.start()
+    wait_for_log(wallet, "wallet processes started", timeout=HANG_GUARD)
+    for port in (base, base + 1):
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=HANG_GUARD)
+        assert scraped.status_code == 200 and "grpc_server_handled_total" in scraped.text
+    assert wallet.terminate(timeout=HANG_GUARD) == 0
 
 
 def test_sqlite_refuses_more_than_one_process(spawn: SpawnService, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from common.telemetry import Telemetry
 from gateway.__main__ import server_config
 from gateway.settings import GatewaySettings, RateLimit
 
@@ -27,12 +28,12 @@ StartGateway = Callable[..., str]
 class GatewayThread:
     """One uvicorn server on an already-bound socket (so the port is known before start)."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, telemetry: Telemetry | None = None) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(server_config(settings))
+        self._server = uvicorn.Server(server_config(settings, telemetry))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
