@@ -103,14 +103,14 @@ def stage_rows(service: WalletService, calls: int, fraud_pid: int) -> list[Row]:
         service.register(username=name, password=PASSWORD)
         token, _ = service.login(username=name, password=PASSWORD)
         tokens.append(token)
-        service.deposit(service.authenticate(token), amount="90000.00", currency="USD", key="")
-    alice, bob = (service.authenticate(t) for t in tokens)
+        service.deposit(service.authenticate_user(token), amount="90000.00", currency="USD", key="")
+    alice, bob = (service.authenticate_user(t) for t in tokens)
     now = utc_now()
     rows = [
         Row("JWT verify", per_call(calls, lambda i: service.tokens.verify(tokens[0]))),
         Row(
             "JWT + caller lookup",
-            per_call(calls, lambda i: service.authenticate(tokens[0])),
+            per_call(calls, lambda i: service.authenticate_user(tokens[0])),
             "the auth interceptor's call",
         ),
         Row(

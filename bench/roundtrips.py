@@ -3,7 +3,7 @@
     python -m bench.roundtrips [--url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
                                [--transfers 200]
 
-Builds the wallet's own service (the same code the gRPC servicer calls: `authenticate`
+Builds the wallet's own service (the same code the gRPC servicer calls: `authenticate_user`
 as the auth interceptor does, then `transfer`) on a fresh database, scores with the
 in-process threshold rule (so the fraud gRPC hop is not counted), and counts per transfer:
 pool checkouts (each costs a `SELECT 1` round trip with pool_pre_ping), BEGINs, statements
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             service.register(username=name, password=PASSWORD)
             token, _ = service.login(username=name, password=PASSWORD)
             tokens.append(token)
-            user = service.authenticate(token)
+            user = service.authenticate_user(token)
             service.deposit(user, amount="5000.00", currency="USD", key="")
 
         counts: Counter[str] = Counter()
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         for i in range(args.transfers):
-            sender = service.authenticate(tokens[i % 2])
+            sender = service.authenticate_user(tokens[i % 2])
             service.transfer(
                 sender,
                 to_username=names[(i + 1) % 2],

@@ -18,7 +18,16 @@ from common.telemetry import Telemetry, build_telemetry
 from gateway.deps import Services
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
-from gateway.routes import account, admin, auth, fraud_admin, money, notifications, probes
+from gateway.routes import (
+    account,
+    admin,
+    auth,
+    fraud_admin,
+    money,
+    notifications,
+    probes,
+    service_accounts,
+)
 from gateway.settings import GatewaySettings
 
 
@@ -43,8 +52,18 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (auth, account, money, admin, fraud_admin, notifications, probes):
+    for module in (
+        auth,
+        account,
+        money,
+        admin,
+        fraud_admin,
+        notifications,
+        service_accounts,
+        probes,
+    ):
         app.include_router(module.router)
+    app.include_router(service_accounts.token_router)
     install_error_handlers(app)
     install_middleware(app, settings, services.metrics)
     # Continues an incoming W3C traceparent (or starts a trace) with a span per route; the

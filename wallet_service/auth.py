@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -18,6 +19,11 @@ JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "wallet_service"
 MIN_SECRET_BYTES = 32
 CREDENTIALS_VERSION_CLAIM = "cv"
+# Who a token speaks for: a user (no claim, as every token issued before service accounts)
+# or a service account; the two ids live in different tables and are never confused.
+KIND_CLAIM = "typ"
+SERVICE_KIND = "service"
+SCOPES_CLAIM = "scope"  # space-separated, as OAuth 2.0 writes scopes
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -60,10 +66,17 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+def hash_secret(secret: str) -> str:
+    """A service account's secret, hashed like a password."""
+    return _hasher.hash(secret)
+
+
 @dataclass(frozen=True)
 class TokenClaims:
-    user_id: str
+    user_id: str  # the subject: a user's id, or a service account's when is_service
     credentials_version: int
+    is_service: bool = False
+    scopes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,22 @@ class TokenIssuer:
     secret: str
     ttl_seconds: int
 
+    def issue_service(
+        self, *, account_id: str, credentials_version: int, scopes: frozenset[str], now: datetime
+    ) -> str:
+        """A client-credentials token: the scopes granted when issued (the database still
+        decides on every call) and the account's credentials version."""
+        claims = self._claims(account_id, credentials_version, now)
+        claims[KIND_CLAIM] = SERVICE_KIND
+        claims[SCOPES_CLAIM] = " ".join(sorted(scopes))
+        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
+
     def issue(self, *, user_id: str, credentials_version: int, now: datetime) -> str:
-        claims = {
+        claims = self._claims(user_id, credentials_version, now)
+        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
+
+    def _claims(self, user_id: str, credentials_version: int, now: datetime) -> dict[str, Any]:
+        return {
             "sub": user_id,
             # The user's credentials version when issued: a password or role change, or a
             # log-out-everywhere, bumps it and so revokes every older token.
@@ -82,7 +109,6 @@ class TokenIssuer:
             "exp": int((now + timedelta(seconds=self.ttl_seconds)).timestamp()),
             "iss": JWT_ISSUER,
         }
-        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
 
     def verify(self, token: str) -> TokenClaims:
         """The subject and credentials version of a valid token; Unauthenticated otherwise.
@@ -106,4 +132,15 @@ class TokenIssuer:
             raise Unauthenticated("token_invalid", "Token is invalid")
         if not isinstance(version, int) or isinstance(version, bool) or version < 0:
             raise Unauthenticated("token_invalid", "Token is invalid")
-        return TokenClaims(user_id=subject, credentials_version=version)
+        kind = claims.get(KIND_CLAIM)
+        if kind not in (None, SERVICE_KIND):
+            raise Unauthenticated("token_invalid", "Token is invalid")
+        scopes = claims.get(SCOPES_CLAIM, "")
+        if not isinstance(scopes, str):
+            raise Unauthenticated("token_invalid", "Token is invalid")
+        return TokenClaims(
+            user_id=subject,
+            credentials_version=version,
+            is_service=kind == SERVICE_KIND,
+            scopes=frozenset(scopes.split()),
+        )

@@ -21,21 +21,40 @@ from common.grpc_server import (
     metadata_value,
     wrap_unary_handler,
 )
-from wallet_service.errors import Unauthenticated
-from wallet_service.models import User
+from wallet_service.errors import PermissionDenied, Unauthenticated
+from wallet_service.models import ServiceAccount, User
 
 SERVICE_PREFIX = "/wallet.v1.WalletService/"
-PUBLIC_METHODS = frozenset({SERVICE_PREFIX + "Register", SERVICE_PREFIX + "Login"})
+PUBLIC_METHODS = frozenset(
+    {SERVICE_PREFIX + "Register", SERVICE_PREFIX + "Login", SERVICE_PREFIX + "IssueServiceToken"}
+)
 AUTHENTICATED_PREFIXES = (SERVICE_PREFIX, "/fraud.v1.FraudAdmin/")
 
-_current_user: ContextVar[User | None] = ContextVar("current_user", default=None)
+Caller = User | ServiceAccount
+_current_user: ContextVar[Caller | None] = ContextVar("current_user", default=None)
+
+
+def _caller() -> Caller:
+    caller = _current_user.get()
+    if caller is None:  # a method slipped past the interceptor: refuse rather than guess
+        raise Unauthenticated("token_missing", "Authentication required")
+    return caller
 
 
 def current_user() -> User:
-    user = _current_user.get()
-    if user is None:  # a method slipped past the interceptor: refuse rather than guess
-        raise Unauthenticated("token_missing", "Authentication required")
-    return user
+    """The user calling; a service token cannot act as a user (it uses the ...For RPCs)."""
+    caller = _caller()
+    if not isinstance(caller, User):
+        raise PermissionDenied("user_token_required", "This method needs a user's token")
+    return caller
+
+
+def current_service() -> ServiceAccount:
+    """The service account calling; a user's token can never call a ...For RPC."""
+    caller = _caller()
+    if not isinstance(caller, ServiceAccount):
+        raise PermissionDenied("service_token_required", "This method needs a service token")
+    return caller
 
 
 def bearer_token(header: str | None) -> str:
@@ -48,7 +67,7 @@ def bearer_token(header: str | None) -> str:
 
 
 class AuthInterceptor(ServerInterceptorBase):
-    def __init__(self, authenticate: Callable[[str], User]) -> None:
+    def __init__(self, authenticate: Callable[[str], Caller]) -> None:
         self._authenticate = authenticate
 
     def intercept_service(

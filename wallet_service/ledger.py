@@ -247,4 +247,5 @@ def planned_transaction(
         reversed_by_transaction_id=None,
         initiator_balance_after_minor=balance,
         note=plan.note,
+        initiated_by_service=plan.initiated_by_service,
     )

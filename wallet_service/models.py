@@ -119,6 +119,7 @@ class Transaction:
     reversed_by_transaction_id: str | None
     initiator_balance_after_minor: int | None
     note: str | None = None
+    initiated_by_service: str | None = None  # the service account that acted for the user
 
     def involves(self, user_id: str) -> bool:
         return user_id in (self.from_user_id, self.to_user_id, self.initiated_by)
@@ -152,6 +153,7 @@ class MovementPlan:
     note: str | None = None
     # What the scorer was sent; stored with the transaction for backtests.
     features: MovementFeatures | None = None
+    initiated_by_service: str | None = None  # the service account acting for initiated_by
 
     def __post_init__(self) -> None:
         # A plan is built from already-validated input; these guard the ledger against a
@@ -210,3 +212,24 @@ class TransactionQuery:
     include_deleted: bool = False
     flagged_only: bool = False
     review_status: ReviewStatus | None = None
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """An internal caller (wallet_service.service_accounts). Only hashes of its secrets."""
+
+    id: str
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    created_by: str
+    secret_hash: str = field(repr=False)
+    previous_secret_hash: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    credentials_version: int = 0
+    disabled_at: datetime | None = None
+    disabled_by: str | None = None
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None

@@ -81,6 +81,26 @@ Index(
     postgresql_where=accounts.c.kind == "external",
 )
 
+# Internal callers (wallet_service.service_accounts): a name, scopes, and only the argon2id
+# hash of the secret. A rotation keeps the previous hash valid until its expiry; a
+# disable, like a credentials change, bumps the version that every token carries.
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),  # space-separated, sorted
+    Column("secret_hash", String(255), nullable=False),
+    Column("previous_secret_hash", String(255), nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    Column("credentials_version", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(36), ForeignKey("users.id"), nullable=False),
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
+    Column("disabled_by", String(36), ForeignKey("users.id"), nullable=True),
+    UniqueConstraint("name", name="uq_service_accounts_name"),
+)
+
 transactions = Table(
     "transactions",
     metadata,
@@ -112,6 +132,8 @@ transactions = Table(
     # The initiator's balance right after commit, so an idempotent replay answers as the original.
     Column("initiator_balance_after_minor", BigInteger, nullable=True),
     Column("note", Text, nullable=True),  # why, for a reversal
+    # The service account that moved the money on the user's behalf (None: the user did).
+    Column("initiated_by_service", String(36), ForeignKey("service_accounts.id"), nullable=True),
     UniqueConstraint("initiated_by", "idempotency_key", name="uq_transactions_idempotency"),
     UniqueConstraint("reverses_transaction_id", name="uq_transactions_single_reversal"),
     CheckConstraint("amount_minor > 0", name="ck_transactions_positive_amount"),

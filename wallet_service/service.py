@@ -57,6 +57,7 @@ from wallet_service.models import (
     MovementPlan,
     ReviewStatus,
     Role,
+    ServiceAccount,
     Transaction,
     TransactionQuery,
     TxStatus,
@@ -74,6 +75,7 @@ from wallet_service.scoring import (
     SnoozeRefused,
     with_earlier,
 )
+from wallet_service.service_accounts import ServiceAccounts, scoped_key
 from wallet_service.store_contract import WalletStore
 from wallet_service.visibility import outcome_for, transaction_for, user_for
 
@@ -126,6 +128,7 @@ class WalletService:
         reserved_usernames: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
+        self.service_accounts = ServiceAccounts(store=store, tokens=tokens)
         self.writer = writer
         self.currencies = currencies
         self.tokens = tokens
@@ -238,16 +241,26 @@ class WalletService:
         canonical = canonical_if_valid(username)
         return self.store.get_user_by_username(canonical) if canonical else None
 
-    def authenticate(self, token: str) -> User:
-        """The live user behind a bearer token; role and deletion come from the database,
-        and a token issued before the user's last credentials change is revoked."""
+    def authenticate(self, token: str) -> User | ServiceAccount:
+        """The live user (or service account) behind a bearer token; role and deletion
+        (scopes and disabling) come from the database, and a token issued before the last
+        credentials change is revoked."""
         claims = self.tokens.verify(token)
+        if claims.is_service:
+            return self.service_accounts.authenticate(claims)
         user = self.store.get_user(claims.user_id) if _is_id(claims.user_id) else None
         if user is None or user.is_deleted:
             raise Unauthenticated("token_invalid", "Token is invalid")
         if claims.credentials_version != user.credentials_version:
             raise Unauthenticated("token_revoked", "Token has been revoked; log in again")
         return user
+
+    def authenticate_user(self, token: str) -> User:
+        """`authenticate` for a caller that must be a user (tools and the bench)."""
+        caller = self.authenticate(token)
+        if not isinstance(caller, User):
+            raise PermissionDenied("user_token_required", "This needs a user's token")
+        return caller
 
     def delete_account(self, caller: User) -> User:
         deleted = self.store.soft_delete_user(
@@ -267,16 +280,48 @@ class WalletService:
 
     # -- money movements ----------------------------------------------------------------
 
-    def deposit(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.DEPOSIT, amount, currency, key, to_username=None)
+    # `acting`: the service account moving the user's money on their behalf (None: the user
+    # themself). Everything else (scoring, freezes, limits) is the same either way.
 
-    def withdraw(self, caller: User, *, amount: str, currency: str, key: str) -> MovementOutcome:
-        return self._move(caller, TxType.WITHDRAWAL, amount, currency, key, to_username=None)
+    def deposit(
+        self,
+        caller: User,
+        *,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
+    ) -> MovementOutcome:
+        return self._move(
+            caller, TxType.DEPOSIT, amount, currency, key, to_username=None, acting=acting
+        )
+
+    def withdraw(
+        self,
+        caller: User,
+        *,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
+    ) -> MovementOutcome:
+        return self._move(
+            caller, TxType.WITHDRAWAL, amount, currency, key, to_username=None, acting=acting
+        )
 
     def transfer(
-        self, caller: User, *, to_username: str, amount: str, currency: str, key: str
+        self,
+        caller: User,
+        *,
+        to_username: str,
+        amount: str,
+        currency: str,
+        key: str,
+        acting: ServiceAccount | None = None,
     ) -> MovementOutcome:
-        return self._move(caller, TxType.TRANSFER, amount, currency, key, to_username=to_username)
+        return self._move(
+            caller, TxType.TRANSFER, amount, currency, key, to_username=to_username, acting=acting
+        )
 
     def _recipient(self, caller: User, to_username: str) -> User:
         if not to_username:
@@ -438,8 +483,11 @@ class WalletService:
         key: str,
         *,
         to_username: str | None,
+        acting: ServiceAccount | None = None,
     ) -> MovementOutcome:
         _check_idempotency_key(key)
+        if acting is not None:  # the service's keys never meet the user's own
+            key = scoped_key(acting, key)
         # A retry is answered before any other lookup or check: its own success may have
         # made them fail since (recipient deleted, currency dropped, account frozen, ...).
         replay = self._replay_movement(caller, key, tx_type, amount_text, currency, to_username)
@@ -463,6 +511,8 @@ class WalletService:
         # (A same-key call racing this one is replayed by the writer; no second probe.)
         with self.store.sender_turn(caller.id):
             plan = self._scored_plan(caller, tx_type, amount, currency, key, fingerprint, recipient)
+            if acting is not None:
+                plan = replace(plan, initiated_by_service=acting.id)
             return _settled(caller, self.writer.apply(plan))
 
     def _scored_plan(

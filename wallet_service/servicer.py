@@ -7,22 +7,26 @@ import json
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from wallet_service.auth_interceptor import current_user
+from wallet_service.auth_interceptor import current_service, current_user
 from wallet_service.bulk import BatchMode, ItemResult, TransferItem
 from wallet_service.errors import InvalidArgument, WalletError
 from wallet_service.events import OutboxEntry, OutboxStatus
 from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
+from wallet_service.on_behalf import OnBehalf
 from wallet_service.outbox_admin import OutboxAdmin
 from wallet_service.scoring import REPORT_COUNTS
 from wallet_service.service import ListFilters, Page, WalletService
+from wallet_service.service_account_servicer import ServiceAccountMethods
 
 Context = grpc.ServicerContext
 
 
-class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
+class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceServicer):
     def __init__(self, service: WalletService) -> None:
         self._service = service
+        self._accounts = service.service_accounts
+        self._for = OnBehalf(service)
         self._money = service.currencies
         self._outbox = OutboxAdmin(service.store)
 
@@ -260,6 +264,70 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
     def SetEmail(self, request: wallet_pb2.SetEmailRequest, context: Context) -> wallet_pb2.User:
         return _user(self._service.set_email(current_user(), request.email))
 
+    # -- on behalf of a user (service tokens only; the scope is checked by OnBehalf) -------
+
+    def DepositFor(
+        self, request: wallet_pb2.DepositForRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        outcome = self._for.deposit(
+            current_service(),
+            username=request.username,
+            amount=request.amount,
+            currency=request.currency,
+            key=request.idempotency_key,
+        )
+        return self._movement(outcome)
+
+    def WithdrawFor(
+        self, request: wallet_pb2.WithdrawForRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        outcome = self._for.withdraw(
+            current_service(),
+            username=request.username,
+            amount=request.amount,
+            currency=request.currency,
+            key=request.idempotency_key,
+        )
+        return self._movement(outcome)
+
+    def TransferFor(
+        self, request: wallet_pb2.TransferForRequest, context: Context
+    ) -> wallet_pb2.MovementResponse:
+        outcome = self._for.transfer(
+            current_service(),
+            username=request.username,
+            to_username=request.to_username,
+            amount=request.amount,
+            currency=request.currency,
+            key=request.idempotency_key,
+        )
+        return self._movement(outcome)
+
+    def GetBalanceFor(
+        self, request: wallet_pb2.GetBalanceForRequest, context: Context
+    ) -> wallet_pb2.Balance:
+        currency = request.currency or "USD"
+        user, minor = self._for.balance(
+            current_service(), username=request.username, currency=currency
+        )
+        return wallet_pb2.Balance(
+            username=user.username, currency=currency, balance=self._format(minor, currency)
+        )
+
+    def ListTransactionsFor(
+        self, request: wallet_pb2.ListTransactionsForRequest, context: Context
+    ) -> wallet_pb2.ListTransactionsResponse:
+        filters = ListFilters(
+            limit=request.limit,
+            cursor=request.cursor,
+            currency=request.currency,
+            type=request.type,
+            since=request.since,
+            until=request.until,
+        )
+        page = self._for.transactions(current_service(), username=request.username, filters=filters)
+        return self._page(page)
+
     # -- reply builders -------------------------------------------------------------------
 
     def _format(self, minor: int, currency: str) -> str:
@@ -342,6 +410,7 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
             reverses_transaction_id=tx.reverses_transaction_id or "",
             reversed_by_transaction_id=tx.reversed_by_transaction_id or "",
             note=tx.note or "",
+            initiated_by_service=tx.initiated_by_service or "",
         )
 
 

@@ -35,6 +35,7 @@ from wallet_service.models import (
     ReviewStatus,
     Role,
     ScoredTransaction,
+    ServiceAccount,
     Transaction,
     TransactionQuery,
     User,
@@ -270,3 +271,28 @@ class WalletStore(Protocol):
 
     def get_outbox_event(self, event_id: str) -> OutboxEntry | None:
         """The event with that id, in whatever status; None when there is none. No lock."""
+
+    # -- service accounts ----------------------------------------------------------------
+
+    def create_service_account(self, account: ServiceAccount) -> ServiceAccount:
+        """Insert it (one write) and read it back. AlreadyExists(service_account_exists)
+        when the name is taken."""
+
+    def get_service_account(self, account_id: str) -> ServiceAccount | None:
+        """The account by id, disabled or not; None if no such id. No lock."""
+
+    def list_service_accounts(self) -> list[ServiceAccount]:
+        """Every account, disabled ones too, by name. No lock."""
+
+    def rotate_service_account_secret(
+        self, *, account_id: str, secret_hash: str, previous_valid_until: datetime
+    ) -> ServiceAccount:
+        """Make `secret_hash` current and the current one previous, valid until
+        `previous_valid_until`, in one UPDATE (the row locked until commit); read it back.
+        NotFound(service_account_not_found) unless an enabled account has that id."""
+
+    def disable_service_account(
+        self, *, account_id: str, disabled_by: str, now: datetime
+    ) -> ServiceAccount:
+        """Disable and bump the credentials version (every token dies) in one UPDATE; read
+        it back. NotFound(service_account_not_found) unless an enabled account has that id."""

@@ -185,6 +185,9 @@ def test_openapi_and_docs_are_served(down_client: httpx.Client) -> None:
         "/admin/fraud/snoozes", "/admin/fraud/backtest",
         "/admin/notifications", "/admin/notifications/counts",
         "/admin/notifications/{event_id}/retry",
+        "/admin/service-accounts", "/oauth/token",
+        "/admin/service-accounts/{account_id}/rotate",
+        "/admin/service-accounts/{account_id}/disable",
         "/metrics",
     }  # fmt: skip
     assert set(schema["paths"]) == expected

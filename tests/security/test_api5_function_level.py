@@ -28,6 +28,7 @@ from tests.support import (
     SpawnService,
     Unchanged,
     bearer,
+    create_service_account,
     database_url,
     db_snapshot,
     deposit,
@@ -60,6 +61,8 @@ USER_METHODS = {
     "ChangePassword",
     "LogoutAll",
     "SetEmail",
+    # Public: the client id and secret are the credentials (tests/wallet/test_service_accounts.py).
+    "IssueServiceToken",
 }
 ADMIN_METHODS = {
     "ListFlaggedTransactions",
@@ -73,24 +76,47 @@ ADMIN_METHODS = {
     "ListOutboxEvents",
     "OutboxCounts",
     "RetryDeadEvent",
+    "CreateServiceAccount",
+    "ListServiceAccounts",
+    "RotateServiceAccountSecret",
+    "DisableServiceAccount",
+}
+
+
+# Service tokens only, each with its scope (tests/security/test_api5_service_scopes.py).
+SERVICE_METHODS = {
+    "DepositFor",
+    "WithdrawFor",
+    "TransferFor",
+    "GetBalanceFor",
+    "ListTransactionsFor",
 }
 
 
 def test_every_rpc_is_classified() -> None:
     methods = {m.name for m in wallet_pb2.DESCRIPTOR.services_by_name["WalletService"].methods}
-    assert methods == USER_METHODS | ADMIN_METHODS
+    assert methods == USER_METHODS | ADMIN_METHODS | SERVICE_METHODS
 
 
 @pytest.fixture
 def targets(
-    stub: wallet_pb2_grpc.WalletServiceStub, make_user: MakeUser, wallet: RunningWallet
+    stub: wallet_pb2_grpc.WalletServiceStub,
+    make_user: MakeUser,
+    wallet: RunningWallet,
+    admin: Account,
 ) -> dict[str, str]:
     """Real objects, so a refusal is about the caller and not a missing id."""
     victim = make_user()
     flagged = deposit(stub, victim, "20000.00").transaction
     assert flagged.flagged
     [dead] = store_dead_events(wallet.store, 1)
-    return {"tx": flagged.id, "victim": victim.username, "event": dead.id}
+    service = create_service_account(stub, admin.metadata, ["balances:read"])
+    return {
+        "tx": flagged.id,
+        "victim": victim.username,
+        "event": dead.id,
+        "service": service.client_id,
+    }
 
 
 def _admin_calls(
@@ -126,6 +152,19 @@ def _admin_calls(
                 version=1, since="2020-01-01T00:00:00Z", until="2020-01-02T00:00:00Z"
             ),
             metadata=md,
+        ),
+        "CreateServiceAccount": lambda md: stub.CreateServiceAccount(
+            wallet_pb2.CreateServiceAccountRequest(name="fl-svc", scopes=["deposits:write"]),
+            metadata=md,
+        ),
+        "ListServiceAccounts": lambda md: stub.ListServiceAccounts(
+            wallet_pb2.ListServiceAccountsRequest(), metadata=md
+        ),
+        "RotateServiceAccountSecret": lambda md: stub.RotateServiceAccountSecret(
+            wallet_pb2.RotateServiceAccountSecretRequest(id=targets["service"]), metadata=md
+        ),
+        "DisableServiceAccount": lambda md: stub.DisableServiceAccount(
+            wallet_pb2.DisableServiceAccountRequest(id=targets["service"]), metadata=md
         ),
         "ReviewTransaction(freeze)": lambda md: stub.ReviewTransaction(
             wallet_pb2.ReviewTransactionRequest(
@@ -224,6 +263,7 @@ def _fill(path: str, targets: dict[str, str]) -> str:
         .replace("{version}", "1")
         .replace("{list_name}", "block")
         .replace("{event_id}", targets["event"])
+        .replace("{account_id}", targets["service"])
     )
 
 
@@ -239,6 +279,8 @@ BODIES: dict[str, dict[str, object]] = {
         "since": "2020-01-01T00:00:00Z",
         "until": "2020-01-02T00:00:00Z",
     },
+    "/admin/service-accounts": {"name": "fl-route", "scopes": ["deposits:write"]},
+    "/rotate": {"grace_seconds": 0},
 }
 
 

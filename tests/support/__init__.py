@@ -50,6 +50,7 @@ from tests.support.grpc_clients import (
     transfer,
     unique_name,
 )
+from tests.support.lost_replies import LoseReplies
 from tests.support.processes import (
     SpawnService,
     clean_environ,
@@ -84,6 +85,12 @@ from tests.support.servers import (
     url_of,
     wallet_settings,
 )
+from tests.support.service_accounts import (
+    ServiceClient,
+    create_service_account,
+    service_auth,
+    service_token,
+)
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -103,12 +110,14 @@ __all__ = [
     "CreateDatabase",
     "GatewayThread",
     "HeldFraud",
+    "LoseReplies",
     "MakeUser",
     "Metadata",
     "PgDatabases",
     "Replicas",
     "RunningWallet",
     "Scenario",
+    "ServiceClient",
     "SpawnService",
     "StartGateway",
     "StartWallet",
@@ -120,6 +129,7 @@ __all__ = [
     "bearer",
     "clean_environ",
     "count_rows",
+    "create_service_account",
     "database_url",
     "db_snapshot",
     "deadlock_count",
@@ -151,6 +161,8 @@ __all__ = [
     "score_request",
     "seen_by_admin",
     "send_burst",
+    "service_auth",
+    "service_token",
     "serving_standin",
     "set_role_in_database",
     "start_fraud",

@@ -28,6 +28,7 @@ ADAPTERS = {
     "schema",  # SQLAlchemy tables
     "server",  # the composition root
     "servicer",  # gRPC
+    "service_account_servicer",  # gRPC (the service-account part of the servicer)
     "store",  # the SQL implementation of store_contract (and of limits.LoginAttempts)
 }
 

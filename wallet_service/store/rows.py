@@ -99,6 +99,7 @@ def transaction_from_row(row: Row[Any]) -> Transaction:
         reversed_by_transaction_id=row.reversed_by_id,
         initiator_balance_after_minor=row.initiator_balance_after_minor,
         note=row.note,
+        initiated_by_service=row.initiated_by_service,
     )
 
 
@@ -139,6 +140,7 @@ def transaction_row(
         "reverses_transaction_id": tx.reverses_transaction_id,
         "initiator_balance_after_minor": tx.initiator_balance_after_minor,
         "note": tx.note,
+        "initiated_by_service": tx.initiated_by_service,
         "fraud_score": verdict.score if verdict else None,
         "fraud_decision": verdict.decision.value if verdict else None,
         "fraud_reasons": json.dumps(

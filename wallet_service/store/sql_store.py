@@ -12,6 +12,7 @@ their SQL through one `Db` (db.py: transactions, retries, the dialect):
 - outbox.py        OutboxQueries: the event outbox's claims, leases and outcomes (its
                    `add_events` is called by the writes above, in their transactions)
 - sender_turns.py  SenderTurns: one sender's movements in turn
+- service_accounts.py  ServiceAccountQueries: internal callers and their secrets
 - statements.py, rows.py: prebuilt statements and row mapping, shared by the parts
 What each method locks, until when, and what it returns when nothing matches is stated
 once, on the contract.
@@ -29,12 +30,19 @@ from wallet_service.store.db import Db
 from wallet_service.store.movements import MovementWrites
 from wallet_service.store.outbox import OutboxQueries
 from wallet_service.store.sender_turns import SenderTurns
+from wallet_service.store.service_accounts import ServiceAccountQueries
 from wallet_service.store.transactions import TransactionQueries
 from wallet_service.store.users import UserQueries
 
 
 class SqlStore(
-    UserQueries, BalanceQueries, MovementWrites, TransactionQueries, LedgerAudit, OutboxQueries
+    UserQueries,
+    BalanceQueries,
+    MovementWrites,
+    TransactionQueries,
+    LedgerAudit,
+    OutboxQueries,
+    ServiceAccountQueries,
 ):
     """`WalletStore` on SQLAlchemy Core: the parts share nothing but `_db`, and no part
     overrides another's method."""
