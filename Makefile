@@ -14,7 +14,7 @@ PIP_TOOLS := pip-tools==7.6.2
 LOCK_CMD := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
-.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock
+.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ migrate: install
 
 run: install
 	$(PY) -m scripts.run_all
+
+# A development CA and certificates for wallet, fraud and gateway under data/certs/ (TLS/mTLS
+# between the processes; see README "TLS between the processes"). `make run` stays plaintext.
+certs: install
+	$(PY) -m scripts.make_certs data/certs
 
 # pytest exits 5 when it collected no tests: a failure too (a broken path or marker
 # expression must not pass as green).

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from common.logs import log_fields
 from common.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from common.telemetry import LATENCY_BUCKETS, Telemetry
+from common.tls import TlsSettings, server_credentials
 
 log = logging.getLogger("grpc.access")
 
@@ -155,10 +156,12 @@ def build_server(
     telemetry: Telemetry,
     interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
     reuse_port: bool = False,
+    tls: TlsSettings | None = None,
 ) -> tuple[grpc.Server, int]:
     """Create a server bound to `address` (port 0 picks a free one); returns the real port.
     `reuse_port`: several processes share the port (SO_REUSEPORT, the kernel spreads the
     connections); off by default, so a second server on a busy port fails clearly.
+    `tls`: serve TLS (mTLS with a CA) when it holds a certificate; plaintext otherwise.
 
     Interceptors run outermost first: the trace span encloses the metrics and the access
     log line, so that line carries the trace id."""
@@ -174,8 +177,12 @@ def build_server(
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         maximum_concurrent_rpcs=max_workers * 8,
     )
+    credentials = server_credentials(tls or TlsSettings())
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpcio raises (rather than returning 0) on a busy port
         raise OSError(f"cannot bind gRPC server to {address}: {exc}") from exc
     if port == 0:

@@ -74,7 +74,10 @@ def create_server(settings: FraudSettings, telemetry: Telemetry | None = None) -
     endpoint of the one it builds from the settings."""
     telemetry = telemetry or build_telemetry("fraud_service", settings.telemetry)
     server, port = build_server(
-        address=settings.addr, max_workers=settings.max_workers, telemetry=telemetry
+        address=settings.addr,
+        max_workers=settings.max_workers,
+        telemetry=telemetry,
+        tls=settings.tls,
     )
     store = open_store(settings) if settings.database_url else None
     rules: RuleSource

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from common.config import env_choice, env_float, env_int, env_str
 from common.telemetry import TelemetrySettings
+from common.tls import TlsSettings
 from fraud_service.config import load_config
 from fraud_service.rules import FraudConfig
 
@@ -31,6 +32,8 @@ class FraudSettings:
     # 0 (default) reads it before every score, so an activation is in force at once.
     state_cache_seconds: float = 0.0
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    # FRAUD_TLS_*: its server; with a CA, callers must present a certificate (mTLS).
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FraudSettings:
@@ -45,4 +48,5 @@ class FraudSettings:
             db_pool_size=env_int(env, "FRAUD_DB_POOL_SIZE", cls.db_pool_size, minimum=1),
             state_cache_seconds=env_int(env, "FRAUD_STATE_CACHE_MS", 0) / 1000,
             telemetry=TelemetrySettings.from_env(env, "FRAUD_METRICS_PORT"),
+            tls=TlsSettings.from_env(env, "FRAUD"),
         )

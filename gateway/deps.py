@@ -49,6 +49,7 @@ class Services:
             timeout_seconds=self.settings.rpc_timeout_seconds,
             ready_timeout_seconds=self.settings.ready_timeout_seconds,
             tracer_provider=self.telemetry.tracer_provider,
+            tls=self.settings.tls,
         )
         self._limiter = build_async_rate_limiter(
             self.settings.redis_url, prefix="gateway:ratelimit:"

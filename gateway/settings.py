@@ -9,6 +9,7 @@ from common.config import ConfigError, env_float, env_int, env_str
 from common.ratelimit import RateLimit as RateLimit  # re-exported: tests and callers use it
 from common.ratelimit import env_rate_limit
 from common.telemetry import TelemetrySettings
+from common.tls import TlsSettings
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class GatewaySettings:
     log_level: str = "INFO"
     # Traces only: the gateway's metrics are served on its own port at GET /metrics.
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    # GATEWAY_TLS_*: its calls to the wallet (verify it with the CA, present the certificate).
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
@@ -67,6 +70,7 @@ class GatewaySettings:
             forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
             log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
             telemetry=TelemetrySettings.from_env(env, None),
+            tls=TlsSettings.from_env(env, "GATEWAY"),
         )
 
 

@@ -14,6 +14,7 @@ from opentelemetry.trace import TracerProvider
 from wallet.v1 import wallet_pb2_grpc
 
 from common.request_context import REQUEST_ID_HEADER
+from common.tls import TlsSettings, channel_credentials
 
 WALLET_SERVICE = "wallet.v1.WalletService"
 
@@ -56,17 +57,22 @@ class WalletClient:
         timeout_seconds: float,
         ready_timeout_seconds: float,
         tracer_provider: TracerProvider | None = None,
+        tls: TlsSettings | None = None,
     ):
         # round_robin spreads calls over every address the target resolves to, so
         # `dns:///wallet:50051` balances across wallet replicas (one address: no change).
         # The tracing interceptors make each call a client span and send `traceparent`.
-        self._channel = grpc.aio.insecure_channel(
-            address,
-            options=_CHANNEL_OPTIONS,
-            interceptors=aio_client_interceptors(
-                tracer_provider=tracer_provider,
-                filter_=filters.negate(filters.service_name("grpc.health.v1.Health")),
-            ),
+        interceptors = aio_client_interceptors(
+            tracer_provider=tracer_provider,
+            filter_=filters.negate(filters.service_name("grpc.health.v1.Health")),
+        )
+        credentials = channel_credentials(tls or TlsSettings())
+        self._channel = (
+            grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS, interceptors=interceptors)
+            if credentials is None
+            else grpc.aio.secure_channel(
+                address, credentials, options=_CHANNEL_OPTIONS, interceptors=interceptors
+            )
         )
         self.stub = wallet_pb2_grpc.WalletServiceStub(self._channel)
         # Served by the wallet for its admins and forwarded to the fraud service.

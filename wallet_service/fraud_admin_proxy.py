@@ -26,6 +26,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
+from common.tls import TlsSettings
+from common.tls import channel as tls_channel
 from wallet_service.auth_interceptor import current_user
 from wallet_service.errors import Unavailable
 from wallet_service.grpc_errors import abort
@@ -40,9 +42,11 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 class FraudAdminProxy(grpc.GenericRpcHandler):  # type: ignore[type-arg]
-    def __init__(self, service: WalletService, fraud_address: str) -> None:
+    def __init__(
+        self, service: WalletService, fraud_address: str, tls: TlsSettings | None = None
+    ) -> None:
         self._service = service
-        self._channel = grpc.insecure_channel(fraud_address) if fraud_address else None
+        self._channel = tls_channel(fraud_address, tls or TlsSettings()) if fraud_address else None
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
         method = handler_call_details.method

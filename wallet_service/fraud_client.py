@@ -14,6 +14,7 @@ from opentelemetry.instrumentation.grpc import client_interceptor, filters, grpc
 from opentelemetry.trace import TracerProvider
 
 from common.request_context import REQUEST_ID_HEADER, current_request_id
+from common.tls import TlsSettings, channel
 from wallet_service.errors import InvalidArgument, NotFound, Unavailable, WalletError
 from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
 from wallet_service.scoring import (
@@ -57,10 +58,12 @@ class GrpcFraudScorer:
         address: str,
         *,
         timeout_seconds: float,
+        tls: TlsSettings | None = None,
         tracer_provider: TracerProvider | None = None,
         observe: CallObserver = _ignore,
     ) -> None:
-        self._channel = grpc.insecure_channel(address)
+        # The health monitor polls over this same channel, so it checks the TLS hop too.
+        self._channel = channel(address, tls or TlsSettings())
         # The Score call becomes a client span and carries `traceparent` to the fraud service
         # (health polls are left out: they belong to no request).
         traced = grpcext.intercept_channel(

@@ -123,6 +123,7 @@ def build_service(
     if settings.fraud_address:
         scorer = GrpcFraudScorer(
             settings.fraud_address,
+            tls=settings.tls,
             timeout_seconds=settings.fraud_timeout_ms / 1000,
             tracer_provider=telemetry.tracer_provider,
             observe=lambda outcome, seconds: metrics.fraud_calls.labels(outcome).observe(seconds),
@@ -189,6 +190,7 @@ def create_server(settings: WalletSettings, telemetry: Telemetry | None = None) 
         max_workers=settings.workers,
         reuse_port=settings.processes > 1,
         telemetry=telemetry,
+        tls=settings.tls,
         interceptors=[
             ErrorMappingInterceptor(on_error=metrics.error),
             PeerLimitInterceptor.from_settings(settings, limiter),
@@ -196,7 +198,7 @@ def create_server(settings: WalletSettings, telemetry: Telemetry | None = None) 
         ],
     )
     wallet_pb2_grpc.add_WalletServiceServicer_to_server(WalletServicer(service), server)
-    fraud_admin = FraudAdminProxy(service, settings.fraud_address)
+    fraud_admin = FraudAdminProxy(service, settings.fraud_address, settings.tls)
     server.add_generic_rpc_handlers((fraud_admin,))
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     monitor = None

@@ -20,6 +20,7 @@ from common.config import (
 )
 from common.ratelimit import RateLimit, env_rate_limit
 from common.telemetry import TelemetrySettings
+from common.tls import TlsSettings
 from wallet_service.auth import MIN_SECRET_BYTES
 from wallet_service.money import DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, CurrencyBook
 from wallet_service.notify_settings import NotifySettings
@@ -72,6 +73,8 @@ class WalletSettings:
     # serves a SQLite file: its sender turns are in-process locks).
     processes: int = 1
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    # WALLET_TLS_*: its server (mTLS with a CA) and its calls to the fraud service.
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WalletSettings:
@@ -119,6 +122,7 @@ class WalletSettings:
             notify=NotifySettings.from_env(env, environment=environment),
             processes=_processes(env),
             telemetry=TelemetrySettings.from_env(env, "WALLET_METRICS_PORT"),
+            tls=TlsSettings.from_env(env, "WALLET"),
         )
 
     @property
