@@ -28,6 +28,9 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.tls import TlsSettings
+from common.tls import channel as tls_channel
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PACKAGES = ("wallet_service", "fraud_service", "gateway", "common", "gen")
 STOP_GRACE_SECONDS = 15.0
@@ -50,9 +53,12 @@ def free_address(host: str = "127.0.0.1") -> str:
     return f"{host}:{free_port(host)}"
 
 
-def grpc_serving(address: str, service: str = "", timeout: float = 1.0) -> bool:
-    """One grpc.health.v1 Check: is `service` ("" = the whole server) SERVING?"""
-    with grpc.insecure_channel(address) as channel:
+def grpc_serving(
+    address: str, service: str = "", timeout: float = 1.0, tls: TlsSettings | None = None
+) -> bool:
+    """One grpc.health.v1 Check: is `service` ("" = the whole server) SERVING? `tls`: the
+    identity to dial a TLS server with (plaintext without)."""
+    with tls_channel(address, tls or TlsSettings()) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from common.config import current_env, load_env_file
 from common.processes import Probe, ServiceError, ServiceProcess, grpc_serving, http_ok
+from common.tls import TlsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 30
@@ -81,10 +82,17 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     gateway = f"http://{env['GATEWAY_HOST']}:{env['GATEWAY_PORT']}"
+    # With *_TLS_* set, each readiness probe dials as that process (its certificate is a
+    # client certificate too); unset (the default), plaintext on loopback.
+    fraud_tls, wallet_tls = TlsSettings.from_env(env, "FRAUD"), TlsSettings.from_env(env, "WALLET")
     try:
-        supervisor.start("fraud_service", "fraud_service", lambda: grpc_serving(env["FRAUD_ADDR"]))
         supervisor.start(
-            "wallet_service", "wallet_service", lambda: grpc_serving(env["WALLET_ADDR"])
+            "fraud_service", "fraud_service", lambda: grpc_serving(env["FRAUD_ADDR"], tls=fraud_tls)
+        )
+        supervisor.start(
+            "wallet_service",
+            "wallet_service",
+            lambda: grpc_serving(env["WALLET_ADDR"], tls=wallet_tls),
         )
         supervisor.start("gateway", "gateway", lambda: http_ok(f"{gateway}/healthz"))
         print(

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
+from common.processes import grpc_serving
 from common.tls import TlsSettings, channel
 from fraud_service.server import FraudServer
 from scripts.make_certs import make_certs
@@ -96,6 +97,9 @@ def test_fraud_server_requires_a_certificate_from_its_ca(
     tls_fraud: str, certs: Path, foreign_certs: Path
 ) -> None:
     assert_mtls_enforced(tls_fraud, certs, foreign_certs, client="wallet")
+    # The readiness probe of `make run` dials with the process's own identity.
+    assert grpc_serving(tls_fraud, tls=identity(certs, "fraud"))
+    assert not grpc_serving(tls_fraud)
 
 
 def test_wallet_server_requires_a_certificate_and_scores_over_tls(
