@@ -17,10 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from common.config import ConfigError
+
+# grpc is imported where credentials are built: settings modules (wallet_service.settings is
+# domain-side, see tests/wallet/test_layering.py) read TlsSettings without pulling grpc in.
+if TYPE_CHECKING:
+    import grpc
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def _read(path: Path | None) -> bytes | None:
 
 def server_credentials(settings: TlsSettings) -> grpc.ServerCredentials | None:
     """None: serve plaintext. A CA without a certificate cannot serve TLS: refused."""
+    import grpc
+
     if not settings.enabled:
         return None
     cert, key = _read(settings.cert), _read(settings.key)
@@ -80,6 +86,8 @@ def server_credentials(settings: TlsSettings) -> grpc.ServerCredentials | None:
 
 def channel_credentials(settings: TlsSettings) -> grpc.ChannelCredentials | None:
     """None: dial plaintext."""
+    import grpc
+
     if not settings.enabled:
         return None
     return grpc.ssl_channel_credentials(
@@ -95,6 +103,8 @@ def channel(
     options: list[tuple[str, object]] | None = None,
 ) -> grpc.Channel:
     """A sync channel to `address`: TLS when configured, plaintext otherwise."""
+    import grpc
+
     credentials = channel_credentials(settings)
     if credentials is None:
         return grpc.insecure_channel(address, options=options)
