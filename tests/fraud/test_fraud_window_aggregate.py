@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fraud.v1 import fraud_pb2
 
 from fraud_service.rules import MovementType, RuleSet, evaluate_rule_set
 from fraud_service.rulesets import RuleSetError, parse_rule_set
+from fraud_service.servicer import features_from_proto
 from tests.support import features, movement
 
 # Which feature fields (count, sum) each scope and window reads.
@@ -129,3 +131,19 @@ def test_a_sum_limit_may_have_decimals() -> None:
     rules = aggregate(measure="sum", limit="0.50")
     assert hits(rules, 50)
     assert not hits(rules, 49)
+
+
+def test_the_servicer_reads_the_to_counterparty_features() -> None:
+    message = fraud_pb2.Features(
+        count_to_counterparty_last_hour=1,
+        sum_to_counterparty_last_hour_minor=2,
+        count_to_counterparty_last_day=3,
+        sum_to_counterparty_last_day_minor=4,
+    )
+    read = features_from_proto(message)
+    assert (
+        read.count_to_counterparty_last_hour,
+        read.sum_to_counterparty_last_hour_minor,
+        read.count_to_counterparty_last_day,
+        read.sum_to_counterparty_last_day_minor,
+    ) == (1, 2, 3, 4)
