@@ -23,9 +23,13 @@ from fraud_service.rules import (
     NEW_ACCOUNT,
     STRUCTURING,
     VELOCITY,
+    WINDOW_AGGREGATE,
     Decision,
     FraudConfig,
+    Measure,
     RuleSettings,
+    Scope,
+    Window,
 )
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.toml")
@@ -101,6 +105,17 @@ def _fraction(*, below_one: bool = False) -> Parser:
     return parse
 
 
+def _choice(choices: type[Measure | Scope | Window]) -> Parser:
+    allowed = [member.value for member in choices]
+
+    def parse(value: object, key: str) -> Any:
+        if not isinstance(value, str) or value not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        return choices(value)
+
+    return parse
+
+
 def _version(value: object, key: str) -> str:
     if not isinstance(value, str) or not value.strip() or not value.isprintable():
         raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
@@ -130,8 +145,18 @@ _RULE_PARAMS: dict[str, dict[str, Parser]] = {
     },
 }
 
-# The public names fraud_service.rulesets validates rule set documents with.
-RULE_PARAMS = _RULE_PARAMS
+# The public names fraud_service.rulesets validates rule set documents with. Windowed
+# aggregates exist only in rule sets: the TOML file (the seed) keeps the five rules.
+# A count limit must also be an integer: rulesets checks that, knowing the measure.
+RULE_PARAMS: dict[str, dict[str, Parser]] = {
+    **_RULE_PARAMS,
+    WINDOW_AGGREGATE: {
+        "measure": _choice(Measure),
+        "scope": _choice(Scope),
+        "window": _choice(Window),
+        "limit": _threshold,
+    },
+}
 parse_decision = _decision
 parse_score = _score
 parse_threshold = _threshold

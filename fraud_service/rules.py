@@ -52,6 +52,7 @@ VELOCITY = "velocity"
 STRUCTURING = "structuring"
 NEW_ACCOUNT = "new_account"
 BALANCE_SHARE = "balance_share"
+WINDOW_AGGREGATE = "window_aggregate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +87,11 @@ class Features:
     distinct_counterparties_last_day: int
     # Of the source account; an external account (deposits) may be negative.
     balance_minor: int
+    # The sender's transfers to this movement's counterparty (0 when it has none).
+    count_to_counterparty_last_hour: int = 0
+    sum_to_counterparty_last_hour_minor: int = 0
+    count_to_counterparty_last_day: int = 0
+    sum_to_counterparty_last_day_minor: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -95,6 +101,10 @@ class Features:
             "count_last_day",
             "sum_last_day_minor",
             "distinct_counterparties_last_day",
+            "count_to_counterparty_last_hour",
+            "sum_to_counterparty_last_hour_minor",
+            "count_to_counterparty_last_day",
+            "sum_to_counterparty_last_day_minor",
         ):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must not be negative, got {getattr(self, name)}")
@@ -156,6 +166,36 @@ class BalanceShareSettings(RuleSettings):
     min_amount_fraction_of_threshold: Decimal = Decimal("0.1")
 
 
+class Measure(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+
+
+class Scope(StrEnum):
+    SENDER = "sender"  # every movement of the sender in the currency
+    COUNTERPARTY = "counterparty"  # the sender's transfers to this movement's counterparty
+
+
+class Window(StrEnum):
+    """Only the windows the wallet's features carry."""
+
+    HOUR = "1h"
+    DAY = "24h"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowAggregateSettings(RuleSettings):
+    """Count or sum (major units of the movement's currency) over a window, this movement
+    included, at or above `limit`. Only in rule sets, never in the TOML file."""
+
+    enabled: bool = False
+    score: int = 40
+    measure: Measure = Measure.COUNT
+    scope: Scope = Scope.SENDER
+    window: Window = Window.HOUR
+    limit: Decimal = Decimal("10")
+
+
 @dataclass(frozen=True, kw_only=True)
 class FraudConfig:
     rules_version: str = "default"
@@ -166,6 +206,7 @@ class FraudConfig:
     structuring: StructuringSettings = field(default_factory=StructuringSettings)
     new_account: NewAccountSettings = field(default_factory=NewAccountSettings)
     balance_share: BalanceShareSettings = field(default_factory=BalanceShareSettings)
+    window_aggregate: WindowAggregateSettings = field(default_factory=WindowAggregateSettings)
 
     def threshold_for(self, currency: str) -> Decimal:
         return self.currency_thresholds.get(currency.upper(), self.threshold)
@@ -177,6 +218,7 @@ class FraudConfig:
             STRUCTURING: self.structuring,
             NEW_ACCOUNT: self.new_account,
             BALANCE_SHARE: self.balance_share,
+            WINDOW_AGGREGATE: self.window_aggregate,
         }
         return by_id[rule_id]
 
@@ -290,6 +332,46 @@ def balance_share(movement: Movement, features: Features, config: FraudConfig) -
     )
 
 
+def _aggregate_before(features: Features, settings: WindowAggregateSettings) -> tuple[int, int]:
+    """(count, sum) of the window and scope, not counting this movement."""
+    hour = settings.window is Window.HOUR
+    if settings.scope is Scope.SENDER:
+        if hour:
+            return features.count_last_hour, features.sum_last_hour_minor
+        return features.count_last_day, features.sum_last_day_minor
+    if hour:
+        return (
+            features.count_to_counterparty_last_hour,
+            features.sum_to_counterparty_last_hour_minor,
+        )
+    return features.count_to_counterparty_last_day, features.sum_to_counterparty_last_day_minor
+
+
+def window_aggregate(movement: Movement, features: Features, config: FraudConfig) -> Hit | None:
+    """Like velocity, this movement counts toward the aggregate: a hit when the count or sum
+    with it is at or above the limit. Only transfers have a counterparty to scope by."""
+    settings = config.window_aggregate
+    if settings.scope is Scope.COUNTERPARTY and movement.type is not MovementType.TRANSFER:
+        return None
+    count, total = _aggregate_before(features, settings)
+    exponent = movement.currency_exponent
+    scope = "to this counterparty" if settings.scope is Scope.COUNTERPARTY else "in all"
+    if settings.measure is Measure.COUNT:
+        if count + 1 < settings.limit:
+            return None
+        what = f"{count + 1} movements"
+        limit = f"{settings.limit:f}"
+    else:
+        total += movement.amount_minor
+        if total < minor_at_least(settings.limit, exponent):
+            return None
+        what = f"{display(total, exponent)} {movement.currency} moved"
+        limit = f"{settings.limit:f} {movement.currency}"
+    return settings.hit(
+        WINDOW_AGGREGATE, f"{what} {scope} in the last {settings.window} (limit {limit})"
+    )
+
+
 Rule = Callable[[Movement, Features, FraudConfig], Hit | None]
 
 # Evaluation order, which is also the order of the reasons in a verdict.
@@ -303,7 +385,8 @@ RULES: tuple[tuple[str, Rule], ...] = (
 RULE_IDS = tuple(rule_id for rule_id, _ in RULES)
 
 
-KIND_FUNCTIONS: Mapping[str, Rule] = dict(RULES)
+# The kinds of rule set instances: the TOML file's rules plus those only rule sets have.
+KIND_FUNCTIONS: Mapping[str, Rule] = {**dict(RULES), WINDOW_AGGREGATE: window_aggregate}
 # A verdict's reason when a party is on the block list; never a rule instance's id.
 BLOCK_LIST = "block_list"
 # An allow-list entry naming this skips every rule instance.

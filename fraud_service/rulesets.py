@@ -20,6 +20,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from common.config import ConfigError
@@ -33,9 +34,11 @@ from fraud_service.config import (
 from fraud_service.rules import (
     BLOCK_LIST,
     DEFAULT_REASON,
-    RULES,
+    KIND_FUNCTIONS,
     VELOCITY,
+    WINDOW_AGGREGATE,
     FraudConfig,
+    Measure,
     RuleInstance,
 )
 
@@ -44,9 +47,10 @@ MAX_REASON_LENGTH = 500
 _RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 _DECIMAL = re.compile(r"-?[0-9]{1,18}\.[0-9]{1,18}")
-KINDS = tuple(kind for kind, _ in RULES)
-# Kinds whose parameters are relative to a threshold (velocity counts movements only).
-THRESHOLD_KINDS = frozenset(KINDS) - {VELOCITY}
+KINDS = tuple(KIND_FUNCTIONS)
+# Kinds whose parameters are relative to a threshold (velocity counts movements only; a
+# windowed aggregate has its own limit).
+THRESHOLD_KINDS = frozenset(KINDS) - {VELOCITY, WINDOW_AGGREGATE}
 REASON_FIELDS = frozenset({"description", "rule_id", "kind", "amount", "currency"})
 _RULE_KEYS = frozenset({"id", "kind", "decision", "score", "reason", "params"})
 
@@ -154,6 +158,8 @@ def _parse_params(kind: str, raw: object, where: str) -> FraudConfig:
         if name in parsers
     }
     settings: dict[str, Any] = {kind: dataclasses.replace(config.settings_for(kind), **values)}
+    if kind == WINDOW_AGGREGATE:
+        _check_count_limit(settings[kind], where)
     threshold = config.threshold
     if "threshold" in raw:
         threshold = _field(parse_threshold, _number(raw["threshold"]), where, "threshold")
@@ -168,6 +174,15 @@ def _parse_params(kind: str, raw: object, where: str) -> FraudConfig:
     return dataclasses.replace(
         config, threshold=threshold, currency_thresholds=currencies, **settings
     )
+
+
+def _check_count_limit(settings: Any, where: str) -> None:
+    """A count is compared with a whole number of movements."""
+    limit = settings.limit
+    if settings.measure is Measure.COUNT and limit != limit.to_integral_value():
+        raise RuleSetError(
+            f"{where}.limit", f"{where}.limit must be a whole number for measure count, got {limit}"
+        )
 
 
 def _parse_reason(raw: object, key: str) -> str:
@@ -196,8 +211,8 @@ def _parse_reason(raw: object, key: str) -> str:
 def _text(value: object) -> object:
     if isinstance(value, Decimal):  # one spelling per number: 500.0 and 500 are "500"
         return f"{value.normalize():f}"
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, StrEnum):
+        return value.value
     return value
 
 

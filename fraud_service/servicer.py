@@ -69,6 +69,10 @@ def features_from_proto(message: fraud_pb2.Features) -> Features:
         recent_day_amounts_minor=tuple(message.recent_day_amounts_minor),
         distinct_counterparties_last_day=message.distinct_counterparties_last_day,
         balance_minor=message.balance_minor,
+        count_to_counterparty_last_hour=message.count_to_counterparty_last_hour,
+        sum_to_counterparty_last_hour_minor=message.sum_to_counterparty_last_hour_minor,
+        count_to_counterparty_last_day=message.count_to_counterparty_last_day,
+        sum_to_counterparty_last_day_minor=message.sum_to_counterparty_last_day_minor,
     )
 
 

@@ -231,6 +231,10 @@ def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
             recent_day_amounts_minor=list(f.recent_day_amounts_minor),
             distinct_counterparties_last_day=f.distinct_counterparties_last_day,
             balance_minor=f.balance_minor,
+            count_to_counterparty_last_hour=f.count_to_counterparty_last_hour,
+            sum_to_counterparty_last_hour_minor=f.sum_to_counterparty_last_hour_minor,
+            count_to_counterparty_last_day=f.count_to_counterparty_last_day,
+            sum_to_counterparty_last_day_minor=f.sum_to_counterparty_last_day_minor,
         ),
     )
 

@@ -188,6 +188,12 @@ class MovementFeatures:
     recent_day_amounts_minor: tuple[int, ...]
     distinct_counterparties_last_day: int
     balance_minor: int
+    # The sender's transfers to this movement's counterparty (0 without one). Defaults:
+    # features stored before these existed read as none.
+    count_to_counterparty_last_hour: int = 0
+    sum_to_counterparty_last_hour_minor: int = 0
+    count_to_counterparty_last_day: int = 0
+    sum_to_counterparty_last_day_minor: int = 0
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,11 @@ FEATURE_WINDOW = 200
 
 
 def with_earlier(
-    base: MovementFeatures, earlier: Sequence[tuple[int, str | None]], *, outgoing: bool
+    base: MovementFeatures,
+    earlier: Sequence[tuple[int, str | None]],
+    *,
+    outgoing: bool,
+    counterparty: str | None = None,
 ) -> MovementFeatures:
     """The features a movement would read from the ledger if `earlier` movements of the
     same sender and currency (amount, counterparty; oldest first) had committed just
@@ -174,7 +178,9 @@ def with_earlier(
     scored as if items 0..k-1 had been sent one by one before it. The window keeps the
     newest FEATURE_WINDOW amounts like the query; distinct counterparties counts the
     batch's new ones on top (no rule reads it; it can only overcount a counterparty
-    already paid today). `outgoing`: the earlier amounts left the source balance."""
+    already paid today). `outgoing`: the earlier amounts left the source balance.
+    `counterparty`: this movement's, whose to-counterparty counts and sums `base` holds
+    (read for it); the earlier movements to it are added there too."""
     if not earlier:
         return base
     amounts = tuple(amount for amount, _ in reversed(earlier))
@@ -191,4 +197,28 @@ def with_earlier(
         distinct_counterparties_last_day=base.distinct_counterparties_last_day
         + len(counterparties),
         balance_minor=base.balance_minor - added if outgoing else base.balance_minor,
+        **_to_counterparty(base, earlier, counterparty, len(recent)),
     )
+
+
+def _to_counterparty(
+    base: MovementFeatures,
+    earlier: Sequence[tuple[int, str | None]],
+    counterparty: str | None,
+    window: int,
+) -> dict[str, int]:
+    """The earlier movements are all within the hour; counts saturate at the window."""
+    if counterparty is None:
+        return {}
+    to_it = [amount for amount, c in earlier if c == counterparty]
+    return {
+        "count_to_counterparty_last_hour": min(
+            base.count_to_counterparty_last_hour + len(to_it), window
+        ),
+        "sum_to_counterparty_last_hour_minor": base.sum_to_counterparty_last_hour_minor
+        + sum(to_it),
+        "count_to_counterparty_last_day": min(
+            base.count_to_counterparty_last_day + len(to_it), window
+        ),
+        "sum_to_counterparty_last_day_minor": base.sum_to_counterparty_last_day_minor + sum(to_it),
+    }

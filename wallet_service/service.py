@@ -432,16 +432,22 @@ class WalletService:
         """Inside the caller's turn: features per currency, read once and folded item by
         item (item k counts items 0..k-1), one ScoreBatch, one write transaction."""
         now = utc_now()
-        base: dict[str, MovementFeatures] = {}
+        # Per currency and recipient: the to-counterparty features are the recipient's.
+        base: dict[tuple[str, str], MovementFeatures] = {}
         earlier: dict[str, list[tuple[int, str | None]]] = {}
         movements = []
         for r in requests:
-            if r.currency not in base:
-                base[r.currency] = self.store.movement_features(
-                    user_id=caller.id, currency=r.currency, debit_user_id=caller.id, now=now
+            read = (r.currency, r.recipient.id)
+            if read not in base:
+                base[read] = self.store.movement_features(
+                    user_id=caller.id,
+                    currency=r.currency,
+                    debit_user_id=caller.id,
+                    now=now,
+                    counterparty_user_id=r.recipient.id,
                 )
             done = earlier.setdefault(r.currency, [])
-            features = with_earlier(base[r.currency], done, outgoing=True)
+            features = with_earlier(base[read], done, outgoing=True, counterparty=r.recipient.id)
             movements.append(
                 self._score_input(
                     caller, TxType.TRANSFER, r.amount, r.currency, r.recipient, now, features
@@ -528,7 +534,11 @@ class WalletService:
         debit = None if tx_type is TxType.DEPOSIT else caller.id
         now = utc_now()  # taken in the turn, so it is after every earlier movement's time
         features = self.store.movement_features(
-            user_id=caller.id, currency=currency, debit_user_id=debit, now=now
+            user_id=caller.id,
+            currency=currency,
+            debit_user_id=debit,
+            now=now,
+            counterparty_user_id=recipient.id if recipient else None,
         )
         movement = self._score_input(caller, tx_type, amount, currency, recipient, now, features)
         verdict = self._verdicts([movement])[0]

@@ -154,12 +154,19 @@ class WalletStore(Protocol):
         free within the wait limit."""
 
     def movement_features(
-        self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
+        self,
+        *,
+        user_id: str,
+        currency: str,
+        debit_user_id: str | None,
+        now: datetime,
+        counterparty_user_id: str | None = None,
     ) -> MovementFeatures:
         """Counts and sums of the user's completed movements in `currency` over the last
         hour and day (over a bounded window of the newest, far above what any rule looks
-        at), the user's age and the balance of `debit_user_id` (0 when None or no
-        account). Two statements, no lock: call it inside `sender_turn` so the movements
+        at), the same of those among them that are transfers to `counterparty_user_id`
+        (0 when None), the user's age and the balance of `debit_user_id` (0 when None or
+        no account). Two statements, no lock: call it inside `sender_turn` so the movements
         of the user still in flight have committed. `user_id` must exist."""
 
     def apply_movements(

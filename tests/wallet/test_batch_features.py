@@ -3,6 +3,8 @@ exactly as the ledger's features query would after they had committed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from wallet_service.models import MovementFeatures
 from wallet_service.scoring import FEATURE_WINDOW, with_earlier
 
@@ -49,3 +51,27 @@ def test_the_window_saturates_like_the_query() -> None:
     assert folded.sum_last_day_minor == FEATURE_WINDOW - 1 + 5
     assert folded.recent_day_amounts_minor[0] == 5
     assert folded.count_last_hour == FEATURE_WINDOW
+
+
+def test_earlier_items_to_this_counterparty_add_to_its_counts() -> None:
+    base = replace(
+        BASE,
+        count_to_counterparty_last_hour=1,
+        sum_to_counterparty_last_hour_minor=100,
+        count_to_counterparty_last_day=2,
+        sum_to_counterparty_last_day_minor=300,
+    )
+    folded = with_earlier(base, [(10, "a"), (20, "b"), (30, "a")], outgoing=True, counterparty="a")
+    assert (
+        folded.count_to_counterparty_last_hour,
+        folded.sum_to_counterparty_last_hour_minor,
+        folded.count_to_counterparty_last_day,
+        folded.sum_to_counterparty_last_day_minor,
+    ) == (3, 140, 4, 340)
+    to_b = with_earlier(base, [(10, "a"), (20, "b")], outgoing=True, counterparty="b")
+    assert (to_b.count_to_counterparty_last_day, to_b.sum_to_counterparty_last_day_minor) == (
+        3,
+        320,
+    )
+    # Without a counterparty (deposits, withdrawals) they stay as read.
+    assert with_earlier(base, [(10, None)], outgoing=False).count_to_counterparty_last_day == 2

@@ -37,7 +37,13 @@ class BalanceQueries:
         return [(str(r.currency), int(r.balance_minor)) for r in rows]
 
     def movement_features(
-        self, *, user_id: str, currency: str, debit_user_id: str | None, now: datetime
+        self,
+        *,
+        user_id: str,
+        currency: str,
+        debit_user_id: str | None,
+        now: datetime,
+        counterparty_user_id: str | None = None,
     ) -> MovementFeatures:
         params = {
             "user_id": user_id,
@@ -45,6 +51,7 @@ class BalanceQueries:
             "since": now - timedelta(days=1),
             "hour_ago": now - timedelta(hours=1),
             "debit_user_id": debit_user_id,
+            "counterparty_user_id": counterparty_user_id,
         }
         with self._db.read() as conn:
             totals = conn.execute(FEATURE_TOTALS, params).one()
@@ -58,4 +65,8 @@ class BalanceQueries:
             distinct_counterparties_last_day=int(totals.counterparties),
             recent_day_amounts_minor=tuple(recent),
             balance_minor=int(totals.balance or 0) if debit_user_id else 0,
+            count_to_counterparty_last_hour=int(totals.count_to_counterparty_hour),
+            sum_to_counterparty_last_hour_minor=int(totals.sum_to_counterparty_hour),
+            count_to_counterparty_last_day=int(totals.count_to_counterparty_day),
+            sum_to_counterparty_last_day_minor=int(totals.sum_to_counterparty_day),
         )

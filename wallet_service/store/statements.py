@@ -83,6 +83,26 @@ _FEATURE_WINDOW = (
     .subquery()
 )
 _IN_LAST_HOUR = _FEATURE_WINDOW.c.created_at >= bindparam("hour_ago")
+# The counterparty's account in the currency; NULL (no row matches) without a counterparty.
+_TO_COUNTERPARTY = _FEATURE_WINDOW.c.counterparty == (
+    select(accounts.c.id)
+    .where(
+        accounts.c.owner_user_id == bindparam("counterparty_user_id"),
+        accounts.c.currency == bindparam("currency"),
+    )
+    .scalar_subquery()
+)
+_TO_COUNTERPARTY_IN_LAST_HOUR = and_(_TO_COUNTERPARTY, _IN_LAST_HOUR)
+
+
+def _count_where(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _sum_where(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, _FEATURE_WINDOW.c.amount_minor), else_=0)), 0)
+
+
 FEATURE_TOTALS = select(
     func.count().label("count_day"),
     func.coalesce(func.sum(_FEATURE_WINDOW.c.amount_minor), 0).label("sum_day"),
@@ -91,6 +111,10 @@ FEATURE_TOTALS = select(
         func.sum(case((_IN_LAST_HOUR, _FEATURE_WINDOW.c.amount_minor), else_=0)), 0
     ).label("sum_hour"),
     func.count(func.distinct(_FEATURE_WINDOW.c.counterparty)).label("counterparties"),
+    _count_where(_TO_COUNTERPARTY_IN_LAST_HOUR).label("count_to_counterparty_hour"),
+    _sum_where(_TO_COUNTERPARTY_IN_LAST_HOUR).label("sum_to_counterparty_hour"),
+    _count_where(_TO_COUNTERPARTY).label("count_to_counterparty_day"),
+    _sum_where(_TO_COUNTERPARTY).label("sum_to_counterparty_day"),
     select(users.c.created_at)
     .where(users.c.id == bindparam("user_id"))
     .scalar_subquery()
