@@ -12,7 +12,6 @@ import pytest
 from fraud_service.rules import (
     BalanceShareSettings,
     Decision,
-    Features,
     FraudConfig,
     Hit,
     InvalidInput,
@@ -30,38 +29,9 @@ from fraud_service.rules import (
     structuring,
     velocity,
 )
+from tests.support import everything_at_once, features, movement
 
 DEFAULTS = FraudConfig()
-EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
-ONE_YEAR = 365 * 86_400
-
-
-def movement(
-    amount_minor: int,
-    currency: str = "USD",
-    kind: MovementType = MovementType.DEPOSIT,
-) -> Movement:
-    return Movement(
-        type=kind,
-        amount_minor=amount_minor,
-        currency=currency,
-        currency_exponent=EXPONENTS.get(currency, 2),
-    )
-
-
-def features(**overrides: object) -> Features:
-    """An established, quiet account unless a test says otherwise."""
-    quiet = Features(
-        account_age_seconds=ONE_YEAR,
-        count_last_hour=0,
-        sum_last_hour_minor=0,
-        count_last_day=0,
-        sum_last_day_minor=0,
-        recent_day_amounts_minor=(),
-        distinct_counterparties_last_day=0,
-        balance_minor=10**15,
-    )
-    return dataclasses.replace(quiet, **overrides)  # type: ignore[arg-type]
 
 
 # --- exact conversion of the threshold ---
@@ -353,18 +323,6 @@ def test_scores_add_up_below_the_cap() -> None:
     assert [hit.rule_id for hit in verdict.reasons] == ["large_amount", "new_account"]
     assert verdict.score == 50 + 40
     assert verdict.decision is Decision.REVIEW
-
-
-def everything_at_once() -> tuple[Movement, Features]:
-    return (
-        movement(1_000_000, kind=MovementType.WITHDRAWAL),
-        features(
-            account_age_seconds=10,
-            count_last_hour=9,
-            recent_day_amounts_minor=(950_000, 950_000, 950_000),
-            balance_minor=1_000_000,
-        ),
-    )
 
 
 def test_all_rules_hit_score_is_capped_and_reasons_keep_a_stable_order() -> None:

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from fraud_service.rules import Decision, FraudConfig, VelocitySettings
 from fraud_service.server import FraudServer, create_server
 from fraud_service.settings import FraudSettings
+from tests.support import score_request
 
 StartServer = Callable[[FraudConfig], grpc.Channel]
 
@@ -41,31 +42,6 @@ def start_server() -> Iterator[StartServer]:
 @pytest.fixture
 def channel(start_server: StartServer) -> grpc.Channel:
     return start_server(FraudConfig(rules_version="test-1"))
-
-
-def score_request(
-    amount_minor: int,
-    *,
-    movement_type: str = "deposit",
-    currency: str = "USD",
-    exponent: int = 2,
-    count_last_hour: int = 0,
-) -> fraud_pb2.ScoreRequest:
-    return fraud_pb2.ScoreRequest(
-        movement=fraud_pb2.Movement(
-            type=movement_type,
-            amount_minor=amount_minor,
-            currency=currency,
-            currency_exponent=exponent,
-            user_id="u-1",
-            occurred_at="2025-01-01T00:00:00Z",
-        ),
-        features=fraud_pb2.Features(
-            account_age_seconds=10**8,
-            count_last_hour=count_last_hour,
-            balance_minor=10**12,
-        ),
-    )
 
 
 def score(channel: grpc.Channel, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
