@@ -11,7 +11,7 @@ import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
-from fraud_service.live import RuleSource
+from fraud_service.live import Compiled, RuleSource
 from fraud_service.metrics import FraudMetrics
 from fraud_service.rules import (
     Decision,
@@ -98,7 +98,7 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
         self, request: fraud_pb2.ScoreRequest, context: grpc.ServicerContext
     ) -> fraud_pb2.ScoreResponse:
         try:
-            return self._score(request)
+            return self._score(request, self._rules.current())
         except InvalidInput as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
@@ -106,23 +106,24 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
         self, request: fraud_pb2.ScoreBatchRequest, context: grpc.ServicerContext
     ) -> fraud_pb2.ScoreBatchResponse:
         """Each item by the same rules as Score; the caller folded earlier items of the
-        same sender into later items' features, so the service stays stateless."""
+        same sender into later items' features, so the service stays stateless. The live
+        rule set is read once: every item of a batch is judged by the same version."""
         if len(request.items) > MAX_BATCH_ITEMS:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_BATCH_ITEMS} items per batch"
             )
+        live = self._rules.current()
         verdicts = []
         for index, item in enumerate(request.items):
             try:
-                verdicts.append(self._score(item))
+                verdicts.append(self._score(item, live))
             except InvalidInput as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"items[{index}]: {exc}")
         return fraud_pb2.ScoreBatchResponse(verdicts=verdicts)
 
-    def _score(self, request: fraud_pb2.ScoreRequest) -> fraud_pb2.ScoreResponse:
+    def _score(self, request: fraud_pb2.ScoreRequest, live: Compiled) -> fraud_pb2.ScoreResponse:
         movement = movement_from_proto(request.movement)
         features = features_from_proto(request.features)
-        live = self._rules.current()
         lists = live.lists.match(
             username=request.movement.username,
             counterparty=request.movement.counterparty_username,
