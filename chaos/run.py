@@ -16,7 +16,6 @@ Writes `summary.json` and `summary.txt` under DIR and exits 1 when any violation
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
@@ -43,6 +42,7 @@ from chaos.faults import (
 from chaos.procs import ServiceProcess, free_port, snapshot_code, wait_serving
 from chaos.proxy import FaultProxy
 from chaos.workload import Replicas, Workload
+from common.processes import wait_for
 
 log = logging.getLogger("chaos")
 
@@ -105,7 +105,7 @@ def _hold(workload: Workload, plan: Counted, unscored: Callable[[], int]) -> Hol
             )
         # Every fraud fault makes the wallet fail open: movements complete UNSCORED. Only
         # admins see a movement's fraud decision, so the ledger itself is counted.
-        return _poll_until(lambda n: n >= plan.observe, unscored, plan.hang_guard)
+        return _grew_by(unscored, plan.observe, plan.hang_guard)
 
     return hold
 
@@ -122,19 +122,20 @@ def _unscored_counter(database_url: str) -> tuple[Callable[[], int], Engine]:
     return count, engine
 
 
-def _poll_until(done: Callable[[int], bool], counter: Callable[[], int], ceiling: float) -> bool:
-    """Poll `counter` until `done(increase since the first read)`; `ceiling` (seconds) is
-    only a hang guard. A read that fails (the database restarting) counts as no change."""
-    mark: int | None = None
-    give_up = time.monotonic() + ceiling
-    while time.monotonic() < give_up:
-        with contextlib.suppress(SQLAlchemyError):
+def _grew_by(counter: Callable[[], int], count: int, ceiling: float) -> bool:
+    """Whether `counter` grew by `count` from its first read within `ceiling` seconds (only
+    a hang guard). A read that fails (the database restarting) counts as no change."""
+    first: list[int] = []
+
+    def grown() -> bool:
+        try:
             current = counter()
-            mark = current if mark is None else mark
-            if done(current - mark):
-                return True
-        time.sleep(0.05)
-    return False
+        except SQLAlchemyError:
+            return False
+        first[:] = first or [current]
+        return current - first[0] >= count
+
+    return wait_for(grown, ceiling, interval=0.05)
 
 
 def _acks(workload: Workload, count: int, ceiling: float) -> bool:
