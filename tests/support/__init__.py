@@ -3,6 +3,7 @@
 (processes). Tests import from here, never from another test module or a conftest."""
 
 from common.rpc_errors import decode_rpc_error, error_reason
+from tests.support.contracts import BufWorkspace, buf_workspace
 from tests.support.database import (
     IN_CI,
     PG_ADMIN_DSN,
@@ -107,6 +108,7 @@ __all__ = [
     "TEST_JWT_SECRET",
     "VELOCITY",
     "Account",
+    "BufWorkspace",
     "CreateDatabase",
     "GatewayThread",
     "HeldFraud",
@@ -127,6 +129,7 @@ __all__ = [
     "admin_auth",
     "assert_error",
     "bearer",
+    "buf_workspace",
     "clean_environ",
     "count_rows",
     "create_service_account",
