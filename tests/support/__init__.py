@@ -2,7 +2,6 @@
 (gateway), gRPC client helpers (grpc_clients), databases (database) and service processes
 (processes). Tests import from here, never from another test module or a conftest."""
 
-from common.rpc_errors import decode_rpc_error, error_reason
 from tests.support.contracts import BufWorkspace, buf_workspace
 from tests.support.database import (
     IN_CI,
@@ -92,6 +91,7 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
+from wallet_client.errors import decode_rpc_error, error_reason
 
 __all__ = [
     "ADMIN_PASSWORD",
