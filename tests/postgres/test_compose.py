@@ -8,6 +8,7 @@ checks are run against real fraud and wallet servers on loopback.
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -267,6 +268,25 @@ def test_dockerfile_generates_the_stubs_and_runs_unprivileged() -> None:
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
     for package in ("common", "fraud_service", "wallet_service", "gateway"):
         assert f"COPY {package}/ {package}/" in dockerfile, package
+    # ... and every package of this repository that those import (gen/ comes from the stage).
+    for package in sorted(
+        _first_party_imports(("common", "fraud_service", "wallet_service", "gateway"))
+    ):
+        assert f"COPY {package}/ {package}/" in dockerfile, package
+
+
+def _first_party_imports(packages: tuple[str, ...]) -> set[str]:
+    """Top-level packages of this repository imported by the modules of `packages`."""
+    first_party = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    found: set[str] = set()
+    for package in packages:
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(node.module.split(".")[0])
+                elif isinstance(node, ast.Import):
+                    found.update(alias.name.split(".")[0] for alias in node.names)
+    return found & first_party
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:

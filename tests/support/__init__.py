@@ -51,6 +51,7 @@ from tests.support.grpc_clients import (
     unique_name,
 )
 from tests.support.lost_replies import LoseReplies
+from tests.support.packaging import install_wallet_client
 from tests.support.processes import (
     SpawnService,
     clean_environ,
@@ -146,6 +147,7 @@ __all__ = [
     "gateway_settings",
     "held_fraud_server",
     "hits",
+    "install_wallet_client",
     "json_logs",
     "libpq_dsn",
     "login",
