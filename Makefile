@@ -117,5 +117,5 @@ chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(BUF_DIR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -8,7 +8,6 @@ checks are run against real fraud and wallet servers on loopback.
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
@@ -25,7 +24,14 @@ from common.processes import grpc_serving
 from fraud_service.settings import FraudSettings
 from gateway.settings import GatewaySettings
 from scripts.make_certs import make_certs
-from tests.support import RunningWallet, clean_environ, start_fraud, start_wallet, wallet_settings
+from tests.support import (
+    RunningWallet,
+    clean_environ,
+    start_fraud,
+    start_wallet,
+    top_level_imports,
+    wallet_settings,
+)
 from wallet_service.settings import WalletSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -395,15 +401,8 @@ def test_dockerfile_generates_the_stubs_and_runs_unprivileged() -> None:
 def _first_party_imports(packages: tuple[str, ...]) -> set[str]:
     """Top-level packages of this repository imported by the modules of `packages`."""
     first_party = {p.parent.name for p in REPO.glob("*/__init__.py")}
-    found: set[str] = set()
-    for package in packages:
-        for path in (REPO / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    found.add(node.module.split(".")[0])
-                elif isinstance(node, ast.Import):
-                    found.update(alias.name.split(".")[0] for alias in node.names)
-    return found & first_party
+    files = [path for package in packages for path in (REPO / package).rglob("*.py")]
+    return top_level_imports(files) & first_party
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:

@@ -50,6 +50,7 @@ from tests.support.grpc_clients import (
     transfer,
     unique_name,
 )
+from tests.support.imports import imported_modules, top_level_imports
 from tests.support.lost_replies import LoseReplies
 from tests.support.packaging import install_wallet_client
 from tests.support.processes import (
@@ -147,6 +148,7 @@ __all__ = [
     "gateway_settings",
     "held_fraud_server",
     "hits",
+    "imported_modules",
     "install_wallet_client",
     "json_logs",
     "libpq_dsn",
@@ -174,6 +176,7 @@ __all__ = [
     "start_wallet",
     "stub_for",
     "tally",
+    "top_level_imports",
     "transfer",
     "unique_name",
     "url_of",

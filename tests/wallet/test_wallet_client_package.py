@@ -1,12 +1,14 @@
 """The client package installs on its own (`pip install ./wallet_client`) and works from
-outside the repository: a fresh venv holding only the built wheel (and the dependencies it
-declares) imports wallet_client and the wallet.v1 stubs from its own site-packages, never
-from this checkout, and moves money through a real wallet with a service account."""
+outside the repository: it imports nothing of this checkout but its own modules and the
+wallet.v1 stubs its build generates; a fresh venv holding only the built wheel (and the
+dependencies it declares) imports both from its own site-packages and moves money through
+a real wallet with a service account."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,9 +22,10 @@ from tests.support import (
     create_service_account,
     install_wallet_client,
     new_user,
+    top_level_imports,
 )
 
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 OUTSIDE = """
 import json, os, sys
@@ -52,6 +55,15 @@ print(json.dumps({
 """
 
 
+def test_the_package_imports_nothing_of_the_repository_but_itself_and_the_stubs() -> None:
+    first_party = {p.parent.name for p in REPO.glob("*/__init__.py")} | {"wallet", "fraud"}
+    imported = top_level_imports((REPO / "wallet_client").glob("*.py"))
+    assert imported & first_party == {"wallet_client", "wallet"}
+    dependencies = {"grpc", "google"}  # grpcio; protobuf and googleapis-common-protos
+    assert imported - first_party - set(sys.stdlib_module_names) == dependencies
+
+
+@pytest.mark.slow
 def test_the_installed_package_works_outside_the_repository(
     tmp_path: Path, stub: Stub, admin: Account, wallet: RunningWallet
 ) -> None:
@@ -77,8 +89,7 @@ def test_the_installed_package_works_outside_the_repository(
     seen = json.loads(run.stdout)
     venv = str(tmp_path / "venv")
     assert all(file.startswith(venv) for file in seen["files"]), seen["files"]
-    repo = Path(__file__).resolve().parents[2]
-    assert not [p for p in seen["path"] if p and Path(p).resolve() == repo], seen["path"]
+    assert not [p for p in seen["path"] if p and Path(p).resolve() == REPO], seen["path"]
     assert Decimal(seen["balance"]) == Decimal("12.34")
     assert seen["service"] == service.client_id
     assert seen["refused"] == ["FAILED_PRECONDITION", "insufficient_funds"]
