@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
-from sqlalchemy.engine import make_url
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from bench.procstat import process_cpu_seconds
 from bench.services import JWT_SECRET, start_fraud, start_wallet
+from common.pg_databases import scratch_database
 from wallet_service.ids import uuid7
 from wallet_service.ledger import request_fingerprint
 from wallet_service.models import (
@@ -240,12 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args(argv)
-    base = make_url(args.url)
-    dbname = f"bench_budget_{uuid.uuid4().hex[:10]}"
-    admin_dsn = f"host={base.host} port={base.port or 5432} user={base.username} dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = base.set(database=dbname).render_as_string(hide_password=False)
+    with scratch_database(args.url, "bench_budget") as url:
+        _measure(url, args.calls)
+    return 0
+
+
+def _measure(url: str, calls: int) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-budget-"))
     fraud = start_fraud(log_dir)
     wallet = start_wallet(
@@ -262,15 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             "WALLET_LOGIN_RATE_LIMIT_PER_PEER": "0",
         }
         service = build_service(WalletSettings.from_env(env))
-        rows = stage_rows(service, args.calls, fraud.pid)
-        whole, balance_rpc = grpc_cpu(wallet.address, wallet.pid, args.calls)
+        rows = stage_rows(service, calls, fraud.pid)
+        whole, balance_rpc = grpc_cpu(wallet.address, wallet.pid, calls)
         _print(rows, whole, balance_rpc)
     finally:
         wallet.terminate()
         fraud.terminate()
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    return 0
 
 
 def _print(rows: list[Row], whole: float, balance_rpc: float) -> None:
