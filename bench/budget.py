@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
+from bench.inprocess import PASSWORD, funded_users
 from bench.procstat import process_cpu_seconds
 from bench.services import JWT_SECRET, start_fraud, start_wallet
 from common.pg_databases import scratch_database
@@ -52,7 +53,6 @@ from wallet_service.service import WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 
-PASSWORD = "bench-password-123"
 ALLOW = FraudVerdict(0, Decision.ALLOW, (), "budget")
 
 
@@ -96,13 +96,7 @@ def _plan(sender: User, recipient: User, created: Any = None) -> MovementPlan:
 
 def stage_rows(service: WalletService, calls: int, fraud_pid: int) -> list[Row]:
     store: Any = service.store
-    names = [f"bud_{i}_{uuid.uuid4().hex[:6]}" for i in range(2)]
-    tokens = []
-    for name in names:
-        service.register(username=name, password=PASSWORD)
-        token, _ = service.login(username=name, password=PASSWORD)
-        tokens.append(token)
-        service.deposit(service.authenticate_user(token), amount="90000.00", currency="USD", key="")
+    names, tokens = funded_users(service, "bud", "90000.00")
     alice, bob = (service.authenticate_user(t) for t in tokens)
     now = utc_now()
     rows = [

@@ -22,11 +22,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from bench.inprocess import funded_users
 from common.pg_databases import scratch_database
 from wallet_service.server import build_service
 from wallet_service.settings import WalletSettings
-
-PASSWORD = "bench-password-123"
 
 
 def _statement_kind(statement: str) -> str:
@@ -65,14 +64,7 @@ def _count(url: str, transfers: int) -> None:
     )
     service = build_service(settings)
     engine = service.store.engine  # type: ignore[attr-defined]
-    names = [f"rt_{i}_{uuid.uuid4().hex[:6]}" for i in range(2)]
-    tokens = []
-    for name in names:
-        service.register(username=name, password=PASSWORD)
-        token, _ = service.login(username=name, password=PASSWORD)
-        tokens.append(token)
-        user = service.authenticate_user(token)
-        service.deposit(user, amount="5000.00", currency="USD", key="")
+    names, tokens = funded_users(service, "rt", "5000.00")
 
     counts: Counter[str] = Counter()
 
