@@ -46,13 +46,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import auth_pages
+from gateway.web import account_pages, auth_pages, money_pages
 from gateway.web.pages import STATIC_DIR, WEB_PREFIX, WebHeadersMiddleware
 
 
 def install_web(app: FastAPI) -> None:
     """The page routers, the static files and the pages' security headers."""
-    for module in (auth_pages,):
+    for module in (auth_pages, money_pages, account_pages):
         app.include_router(module.router)
     app.mount(f"{WEB_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_middleware(WebHeadersMiddleware)
