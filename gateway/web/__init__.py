@@ -29,10 +29,10 @@ Stable hooks for tests (ids unless said otherwise):
   #review-submit), #reverse-form (#reason #reverse-submit)
 - /app/account: #password-form (#current_password #new_password #password-submit),
   #delete-form (#delete-rule #delete-submit)
-- /app/admin/flagged: #flagged-filter (#filter-pending #filter-all), table#flagged with
-  tr.tx-row / a.tx-link, #next-page
-- /app/admin/users: #freeze-form (#freeze-username #freeze-reason #freeze-submit),
-  #unfreeze-form (#unfreeze-username #unfreeze-submit)
+- /app/admin/flagged (?status=pending|all): #flagged-filter (#filter-pending #filter-all),
+  table#flagged with tr.tx-row / a.tx-link, #next-page; and the user freeze forms:
+  #freeze-form (#freeze-username #freeze-reason #freeze-submit), #unfreeze-form
+  (#unfreeze-username #unfreeze-submit)
 - /app/admin/rulesets: table#rulesets, tr[data-version], .live-marker,
   form.activate-form with button#activate-<version>
 - /app/admin/lists: table#list-entries, #list-add-form (#list-name #list-username
@@ -46,13 +46,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import account_pages, auth_pages, money_pages
+from gateway.web import account_pages, admin_pages, auth_pages, money_pages
 from gateway.web.pages import STATIC_DIR, WEB_PREFIX, WebHeadersMiddleware
 
 
 def install_web(app: FastAPI) -> None:
     """The page routers, the static files and the pages' security headers."""
-    for module in (auth_pages, money_pages, account_pages):
+    for module in (auth_pages, money_pages, account_pages, admin_pages):
         app.include_router(module.router)
     app.mount(f"{WEB_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_middleware(WebHeadersMiddleware)

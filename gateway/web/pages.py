@@ -158,8 +158,8 @@ class Page:
     ) -> ResponseT:
         return await self.svc.wallet.call(rpc, message, self.caller)
 
-    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        return render(self.request, self.session, template, status, **context)
+    def render(self, template: str, status_code: int = 200, /, **context: Any) -> HTMLResponse:
+        return render(self.request, self.session, template, status_code, **context)
 
     async def form(self) -> dict[str, str]:
         """The posted fields of a logged-in form, after the CSRF check (403 and nothing
@@ -180,7 +180,8 @@ def render(
     request: Request,
     session: WebSession | None,
     template: str,
-    status: int = 200,
+    status_code: int = 200,
+    /,
     **context: Any,
 ) -> HTMLResponse:
     notice_key = request.query_params.get("notice", "")
@@ -193,7 +194,7 @@ def render(
         path=request.url.path,
         **context,
     )
-    return HTMLResponse(body, status_code=status)
+    return HTMLResponse(body, status_code=status_code)
 
 
 # Fixed texts for ?notice=... after a redirect (never echoed from the URL).

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import PASSWORD, Browser, alert_text, forms_in
+from tests.support import PASSWORD, Browser, alert_text, forms_in, link_href, text_of
 
 
 @pytest.fixture
@@ -41,12 +41,6 @@ def _balance(api: httpx.Client, auth: dict[str, str]) -> str:
     return str(api.get("/balance", params={"currency": "USD"}, headers=auth).json()["balance"])
 
 
-def _text_of(html: str, element_id: str) -> str:
-    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(dd|td|p)>', html, re.S)
-    assert match, element_id
-    return re.sub(r"<[^>]+>", "", match.group(1)).replace("&nbsp;", " ").strip()
-
-
 def test_deposit_redirects_to_the_transaction_with_the_exact_amount(
     browser: Browser, api: httpx.Client
 ) -> None:
@@ -58,11 +52,11 @@ def test_deposit_redirects_to_the_transaction_with_the_exact_amount(
     location = posted.headers["location"]
     assert re.fullmatch(r"/app/transactions/[^?]+\?notice=deposit", location)
     detail = browser.page(location)
-    assert _text_of(detail, "tx-amount") == "100.10 USD"
-    assert _text_of(detail, "tx-flagged") == "No"
-    assert _text_of(detail, "tx-balance") == "100.10 USD"
+    assert text_of(detail, "tx-amount") == "100.10 USD"
+    assert text_of(detail, "tx-flagged") == "No"
+    assert text_of(detail, "tx-balance") == "100.10 USD"
     assert 'role="status"' in detail  # "Deposit successful."
-    assert _text_of(browser.page("/"), "balance-USD") == "100.10 USD"
+    assert text_of(browser.page("/"), "balance-USD") == "100.10 USD"
     assert _balance(api, _bearer(api, username)) == "100.10"
 
 
@@ -128,20 +122,20 @@ def test_transfer_and_both_histories(browser: Browser, gateway_url: str) -> None
         assert sent.status_code == 303
         tx_path = sent.headers["location"].split("?")[0]
         detail = browser.page(sent.headers["location"])
-        assert _text_of(detail, "tx-from") == alice and _text_of(detail, "tx-to") == bob
-        assert _text_of(detail, "tx-balance") == "49.50 USD"
+        assert text_of(detail, "tx-from") == alice and text_of(detail, "tx-to") == bob
+        assert text_of(detail, "tx-balance") == "49.50 USD"
 
         # Both see it in their history, each row linking to the detail.
         for who in (browser, bob_browser):
             history = who.page("/app/transactions")
             assert f'href="{tx_path}"' in history
             assert who.get(tx_path).status_code == 200
-        assert _text_of(bob_browser.page("/"), "balance-USD") == "30.50 USD"
+        assert text_of(bob_browser.page("/"), "balance-USD") == "30.50 USD"
 
         too_much = browser.submit("/app/withdraw", "withdraw-form", amount="1000.00")
         assert too_much.status_code == 422
         assert alert_text(too_much.text) == "Insufficient funds: not enough USD"
-        assert _text_of(browser.page("/"), "balance-USD") == "49.50 USD"
+        assert text_of(browser.page("/"), "balance-USD") == "49.50 USD"
     finally:
         bob_browser.close()
 
@@ -157,7 +151,7 @@ def test_history_filters_and_pages(browser: Browser) -> None:
 
     first = browser.page("/app/transactions?type=deposit&limit=2")
     assert first.count('class="tx-row"') == 2
-    next_url = forms_next(first)
+    next_url = link_href(first, "next-page")
     assert "type=deposit" in next_url and "limit=2" in next_url and "cursor=" in next_url
     second = browser.page(next_url)
     assert second.count('class="tx-row"') == 1
@@ -171,12 +165,6 @@ def test_history_filters_and_pages(browser: Browser) -> None:
 
     bad = browser.get("/app/transactions", since="yesterday")
     assert bad.status_code == 400 and alert_text(bad.text)
-
-
-def forms_next(html: str) -> str:
-    match = re.search(r'id="next-page" href="([^"]+)"', html)
-    assert match, "no next page"
-    return match.group(1).replace("&amp;", "&")
 
 
 def test_pages_need_a_session(browser: Browser) -> None:

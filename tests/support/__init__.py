@@ -91,7 +91,7 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
-from tests.support.web import Browser, Form, alert_text, forms_in
+from tests.support.web import Browser, Form, alert_text, all_forms, forms_in, link_href, text_of
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -129,6 +129,7 @@ __all__ = [
     "Verdicts",
     "admin_auth",
     "alert_text",
+    "all_forms",
     "assert_error",
     "bearer",
     "clean_environ",
@@ -150,6 +151,7 @@ __all__ = [
     "hits",
     "json_logs",
     "libpq_dsn",
+    "link_href",
     "login",
     "make_process",
     "movement",
@@ -174,6 +176,7 @@ __all__ = [
     "start_wallet",
     "stub_for",
     "tally",
+    "text_of",
     "transfer",
     "unique_name",
     "url_of",

@@ -4,6 +4,7 @@ submits forms as a browser would (urlencoded, hidden fields included)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html import unescape
 from html.parser import HTMLParser
@@ -76,10 +77,15 @@ class _FormParser(HTMLParser):
             self._select = None
 
 
-def forms_in(html: str) -> dict[str, Form]:
+def all_forms(html: str) -> list[Form]:
     parser = _FormParser()
     parser.feed(html)
-    return {form.id: form for form in parser.forms if form.id}
+    return parser.forms
+
+
+def forms_in(html: str) -> dict[str, Form]:
+    """The page's forms that have an id, by id."""
+    return {form.id: form for form in all_forms(html) if form.id}
 
 
 class Browser:
@@ -138,3 +144,17 @@ def alert_text(html: str) -> str:
     """The text of the page's role=alert element (the form's error)."""
     start = html.index('role="alert">') + len('role="alert">')
     return unescape(html[start : html.index("<", start)])
+
+
+def text_of(html: str, element_id: str) -> str:
+    """The text inside the element with that id (tags dropped, entities decoded)."""
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</(dd|td|p|ul|h1)>', html, re.S)
+    assert match, f"no element #{element_id}"
+    return unescape(re.sub(r"<[^>]+>", "", match.group(1))).replace("\xa0", " ").strip()
+
+
+def link_href(html: str, element_id: str) -> str:
+    """The href of the link with that id, entities decoded."""
+    match = re.search(rf'id="{element_id}" href="([^"]+)"', html)
+    assert match, f"no link #{element_id}"
+    return unescape(match.group(1))
