@@ -28,13 +28,6 @@ from tests.support import (
 
 
 @pytest.fixture
-def browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def admin_browser(gateway_url: str) -> Iterator[Browser]:
     client = Browser(gateway_url)
     client.login(ADMIN_USERNAME, ADMIN_PASSWORD)

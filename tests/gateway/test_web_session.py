@@ -8,19 +8,9 @@ Page hooks used (documented in gateway/web/__init__.py): #login-form, #register-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.support import PASSWORD, Browser, alert_text, forms_in, unique_name
-
-
-@pytest.fixture
-def browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    yield client
-    client.close()
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, str]:
