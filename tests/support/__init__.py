@@ -93,6 +93,7 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
+from tests.support.web import Browser, Form, alert_text, all_forms, forms_in, link_href, text_of
 from wallet_client.errors import decode_rpc_error, error_reason
 
 __all__ = [
@@ -110,8 +111,10 @@ __all__ = [
     "TEST_JWT_SECRET",
     "VELOCITY",
     "Account",
+    "Browser",
     "BufWorkspace",
     "CreateDatabase",
+    "Form",
     "GatewayThread",
     "HeldFraud",
     "LoseReplies",
@@ -129,6 +132,8 @@ __all__ = [
     "Unchanged",
     "Verdicts",
     "admin_auth",
+    "alert_text",
+    "all_forms",
     "assert_error",
     "bearer",
     "buf_workspace",
@@ -145,6 +150,7 @@ __all__ = [
     "everything_at_once",
     "expect_error",
     "features",
+    "forms_in",
     "gateway_settings",
     "held_fraud_server",
     "hits",
@@ -152,6 +158,7 @@ __all__ = [
     "install_wallet_client",
     "json_logs",
     "libpq_dsn",
+    "link_href",
     "login",
     "make_process",
     "movement",
@@ -176,6 +183,7 @@ __all__ = [
     "start_wallet",
     "stub_for",
     "tally",
+    "text_of",
     "top_level_imports",
     "transfer",
     "unique_name",
