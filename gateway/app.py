@@ -30,6 +30,7 @@ from gateway.routes import (
     service_accounts,
 )
 from gateway.settings import GatewaySettings
+from gateway.web import install_web
 
 
 def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) -> FastAPI:
@@ -69,6 +70,7 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         app.include_router(module.router)
     app.include_router(service_accounts.token_router)
     install_docs(app)
+    install_web(app)  # the pages at / and /app/... (after the API: its paths win)
     install_error_handlers(app)
     install_middleware(app, settings, services.metrics)
     # Continues an incoming W3C traceparent (or starts a trace) with a span per route; the

@@ -91,6 +91,7 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
+from tests.support.web import Browser, Form, alert_text, all_forms, forms_in, link_href, text_of
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -107,7 +108,9 @@ __all__ = [
     "TEST_JWT_SECRET",
     "VELOCITY",
     "Account",
+    "Browser",
     "CreateDatabase",
+    "Form",
     "GatewayThread",
     "HeldFraud",
     "LoseReplies",
@@ -125,6 +128,8 @@ __all__ = [
     "Unchanged",
     "Verdicts",
     "admin_auth",
+    "alert_text",
+    "all_forms",
     "assert_error",
     "bearer",
     "clean_environ",
@@ -140,11 +145,13 @@ __all__ = [
     "everything_at_once",
     "expect_error",
     "features",
+    "forms_in",
     "gateway_settings",
     "held_fraud_server",
     "hits",
     "json_logs",
     "libpq_dsn",
+    "link_href",
     "login",
     "make_process",
     "movement",
@@ -169,6 +176,7 @@ __all__ = [
     "start_wallet",
     "stub_for",
     "tally",
+    "text_of",
     "transfer",
     "unique_name",
     "url_of",
