@@ -13,7 +13,6 @@ from wallet.v1 import wallet_pb2
 
 from gateway.deps import Limit
 from gateway.errors import ApiError
-from gateway.web.auth_pages import field_of
 from gateway.web.money_pages import MOVEMENTS
 from gateway.web.pages import (
     LOGIN_PATH,
@@ -21,6 +20,7 @@ from gateway.web.pages import (
     UserPage,
     WebRoute,
     attempt,
+    field_of,
     new_idempotency_key,
     redirect,
 )

@@ -14,13 +14,11 @@ from wallet.v1 import wallet_pb2
 
 from gateway.errors import ApiError
 from gateway.web.account_pages import TransactionId, page_links, transaction_page
-from gateway.web.auth_pages import field_of
-from gateway.web.pages import Page, UserPage, WebRoute, attempt, redirect
+from gateway.web.pages import Page, UserPage, WebRoute, attempt, field_of, key_after, redirect
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 FLAGGED_PATH = "/app/admin/flagged"
-_RETRY_SAME_KEY = {503, 504}
 
 
 def _int(text: str, default: int = 0) -> int:
@@ -124,9 +122,8 @@ async def reverse(tx_id: TransactionId, page: UserPage) -> Response:
     )
     reply = await attempt(page.call(page.stub.ReverseTransaction, request))
     if isinstance(reply, ApiError):
-        same_key = key if reply.status in _RETRY_SAME_KEY else ""
         return await transaction_page(
-            page, tx_id, error=reply, error_form="reverse", idempotency_key=same_key
+            page, tx_id, error=reply, error_form="reverse", idempotency_key=key_after(reply, key)
         )
     return redirect(f"/app/transactions/{quote(reply.transaction.id)}?notice=reversed")
 

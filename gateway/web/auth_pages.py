@@ -19,6 +19,7 @@ from gateway.web.pages import (
     UserPage,
     WebRoute,
     attempt,
+    field_of,
     redirect,
 )
 from gateway.web.session import (
@@ -30,31 +31,6 @@ from gateway.web.session import (
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-
-# Which input an error code is about (the alert is tied to it with aria-describedby).
-FIELD_OF_CODE = {
-    "invalid_amount": "amount",
-    "amount_too_large": "amount",
-    "insufficient_funds": "amount",
-    "invalid_currency": "currency",
-    "unsupported_currency": "currency",
-    "invalid_recipient": "to_username",
-    "recipient_not_found": "to_username",
-    "self_transfer": "to_username",
-    "invalid_username": "username",
-    "username_taken": "username",
-    "invalid_password": "password",
-    "weak_password": "password",
-    "invalid_email": "email",
-    "invalid_time": "since",
-    "invalid_note": "note",
-    "note_too_long": "note",
-    "reason_required": "reason",
-}
-
-
-def field_of(error: ApiError | None) -> str:
-    return FIELD_OF_CODE.get(error.code, "") if error else ""
 
 
 def _public_form(
@@ -73,6 +49,11 @@ def _public_form(
     if is_new:
         set_presession(page.request, response, value)
     return response
+
+
+@router.get("/app")
+async def app_root() -> Response:
+    return redirect("/")
 
 
 @router.get("/")

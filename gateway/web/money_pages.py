@@ -4,16 +4,25 @@ success redirects (303) to the transaction's page, so a reload does not resubmit
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from wallet.v1 import wallet_pb2
+from wallet.v1.wallet_pb2 import MovementResponse
 
 from gateway.errors import ApiError
-from gateway.web.auth_pages import field_of
-from gateway.web.pages import Page, UserPage, WebRoute, attempt, new_idempotency_key, redirect
+from gateway.web.pages import (
+    Page,
+    UserPage,
+    WebRoute,
+    attempt,
+    field_of,
+    key_after,
+    new_idempotency_key,
+    redirect,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -34,8 +43,6 @@ MOVEMENTS = {
         "Transfer", "Transfer", "Send money to another user of the wallet, by username."
     ),
 }
-# The wallet's answer may be lost (a timeout): the same key makes the retry safe.
-_RETRY_SAME_KEY = {503, 504}
 
 
 def _form(
@@ -61,31 +68,32 @@ def _blank() -> dict[str, str]:
     return {"amount": "", "currency": "USD", "to_username": ""}
 
 
-def _request(kind: str, fields: dict[str, str], values: dict[str, str]) -> Any:
-    key = fields.get("idempotency_key", "")
+def _send(page: Page, kind: str, key: str, values: dict[str, str]) -> Awaitable[MovementResponse]:
+    amount, currency = values["amount"], values["currency"]
     if kind == "transfer":
-        return wallet_pb2.TransferRequest(
+        transfer = wallet_pb2.TransferRequest(
             to_username=values["to_username"],
-            amount=values["amount"],
-            currency=values["currency"],
+            amount=amount,
+            currency=currency,
             idempotency_key=key,
         )
-    message = wallet_pb2.DepositRequest if kind == "deposit" else wallet_pb2.WithdrawRequest
-    return message(amount=values["amount"], currency=values["currency"], idempotency_key=key)
+        return page.call(page.stub.Transfer, transfer)
+    if kind == "withdraw":
+        withdrawal = wallet_pb2.WithdrawRequest(
+            amount=amount, currency=currency, idempotency_key=key
+        )
+        return page.call(page.stub.Withdraw, withdrawal)
+    deposit = wallet_pb2.DepositRequest(amount=amount, currency=currency, idempotency_key=key)
+    return page.call(page.stub.Deposit, deposit)
 
 
 async def _move(page: Page, kind: str) -> Response:
     fields = await page.form()
     values = {name: fields.get(name, "").strip() for name in ("amount", "currency", "to_username")}
-    rpc = {
-        "deposit": page.stub.Deposit,
-        "withdraw": page.stub.Withdraw,
-        "transfer": page.stub.Transfer,
-    }[kind]
-    reply = await attempt(page.call(rpc, _request(kind, fields, values)))
+    key = fields.get("idempotency_key", "")
+    reply = await attempt(_send(page, kind, key, values))
     if isinstance(reply, ApiError):
-        same_key = fields.get("idempotency_key", "") if reply.status in _RETRY_SAME_KEY else ""
-        return _form(page, kind, values, reply, same_key)
+        return _form(page, kind, values, reply, key_after(reply, key))
     return redirect(f"/app/transactions/{reply.transaction.id}?notice={kind}")
 
 

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from wallet.v1 import wallet_pb2_grpc
 
 from gateway.deps import Services, client_ip
 from gateway.errors import INTERNAL_MESSAGE, ApiError, from_rpc_error
@@ -144,7 +145,7 @@ class Page:
     caller: Caller
 
     @property
-    def stub(self) -> Any:
+    def stub(self) -> wallet_pb2_grpc.WalletServiceAsyncStub:
         return self.svc.wallet.stub
 
     @property
@@ -278,6 +279,42 @@ def redirect(url: str) -> RedirectResponse:
 
 
 # --- errors ---------------------------------------------------------------------------------------
+
+# Which input an error code is about (the alert is tied to it with aria-describedby).
+FIELD_OF_CODE = {
+    "invalid_amount": "amount",
+    "amount_too_large": "amount",
+    "insufficient_funds": "amount",
+    "invalid_currency": "currency",
+    "unsupported_currency": "currency",
+    "invalid_recipient": "to_username",
+    "recipient_not_found": "to_username",
+    "self_transfer": "to_username",
+    "invalid_username": "username",
+    "username_taken": "username",
+    "invalid_password": "password",
+    "weak_password": "password",
+    "invalid_email": "email",
+    "invalid_time": "since",
+    "invalid_note": "note",
+    "note_too_long": "note",
+    "reason_required": "reason",
+}
+
+
+def field_of(error: ApiError | None) -> str:
+    return FIELD_OF_CODE.get(error.code, "") if error else ""
+
+
+# The wallet's answer may have been lost (unavailable, timed out): the form keeps its
+# idempotency key, so sending it again cannot move money twice. Any other error is an
+# answer: the next attempt is a new request with a new key.
+_RETRY_SAME_KEY = frozenset({503, 504})
+
+
+def key_after(error: ApiError, key: str) -> str:
+    """The idempotency key the re-rendered form carries ("" for a fresh one)."""
+    return key if error.status in _RETRY_SAME_KEY else ""
 
 
 def inline_error(exc: grpc.aio.AioRpcError, *, expired_session: bool = True) -> ApiError:
