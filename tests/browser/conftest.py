@@ -1,4 +1,4 @@
-"""Browser fixtures: one headless Chromium per test session (worker) and one wallet stack
+"""Chromium fixtures: one headless Chromium per test session (worker) and one wallet stack
 for it (fraud service, a wallet on a fresh SQLite file with the bootstrapped admin, a
 gateway in a thread). Every test module here is marked `browser`: skipped locally without
 Chromium, failed under CI=true (tests/support/browser.py)."""
@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import RunningWallet, running_gateway, start_wallet, wallet_settings
 from tests.support.browser import (
-    Browser,
+    Chromium,
     console_messages,
     requested_urls,
     require_axe,
@@ -38,7 +38,7 @@ def web_url(web_wallet: RunningWallet) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Browser]:
+def chromium() -> Iterator[Chromium]:
     require_chromium()
     driver = start_browser()
     yield driver
@@ -46,7 +46,7 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def browser(chromium: Browser) -> Browser:
+def browser(chromium: Chromium) -> Chromium:
     """The session's browser, reset for this test: no cookies, no logs from earlier tests."""
     chromium.delete_all_cookies()
     chromium.get("about:blank")

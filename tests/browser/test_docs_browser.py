@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.support.browser import (
-    Browser,
+    Chromium,
     axe_violations,
     console_messages,
     foreign_urls,
@@ -30,12 +30,12 @@ def _operations(web_url: str) -> int:
     return sum(1 for item in schema["paths"].values() for method in item if method in METHODS)
 
 
-def _rendered(driver: Browser, selector: str, expected: int) -> int:
+def _rendered(driver: Chromium, selector: str, expected: int) -> int:
     count = len(driver.find_elements(By.CSS_SELECTOR, selector))
     return count if count == expected else 0
 
 
-def test_swagger_ui_renders_every_operation_offline(browser: Browser, web_url: str) -> None:
+def test_swagger_ui_renders_every_operation_offline(browser: Chromium, web_url: str) -> None:
     expected = _operations(web_url)
     browser.get(f"{web_url}/docs")
     wait_until(
@@ -53,7 +53,7 @@ def test_swagger_ui_renders_every_operation_offline(browser: Browser, web_url: s
 
 
 def test_swagger_ui_has_no_serious_accessibility_violations(
-    browser: Browser, web_url: str, axe_source: str
+    browser: Chromium, web_url: str, axe_source: str
 ) -> None:
     browser.get(f"{web_url}/docs")
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#swagger-ui .opblock"))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.database import IN_CI
@@ -41,7 +44,7 @@ BLOCKING_IMPACTS = frozenset({"serious", "critical"})
 
 T = TypeVar("T")
 # What the fixtures hand out: Chromium's driver (it has get_log, the remote one does not).
-Browser = webdriver.Chrome
+Chromium = webdriver.Chrome
 
 
 def _missing(what: str, hint: str) -> None:
@@ -65,7 +68,7 @@ def require_axe() -> str:
     return AXE_JS.read_text()
 
 
-def start_browser(width: int = 1280, height: int = 900) -> Browser:
+def start_browser(width: int = 1280, height: int = 900) -> Chromium:
     """A headless Chromium (the caller quits it). Its console and network logs are kept
     for `console_messages` and `requested_urls`."""
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never fetch anything
@@ -90,12 +93,26 @@ def start_browser(width: int = 1280, height: int = 900) -> Browser:
     return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
 
-def wait_until(driver: Browser, condition: Callable[[Browser], T], message: str = "") -> T:
+def wait_until(driver: Chromium, condition: Callable[[Chromium], T], message: str = "") -> T:
     """Poll `condition` until it returns something truthy (the timeout is a hang guard)."""
-    return WebDriverWait(driver, WAIT_SECONDS).until(condition, message)
+    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.1).until(condition, message)
 
 
-def requested_urls(driver: Browser) -> list[str]:
+@contextmanager
+def slow_network(driver: Chromium, latency_ms: int) -> Iterator[None]:
+    """Every request of the browser waits `latency_ms` more (chromedriver's network emulation),
+    so that a test can act while a request is in flight."""
+    fast = 100 * 1024 * 1024  # bytes/s: only the latency matters
+    driver.set_network_conditions(
+        latency=latency_ms, download_throughput=fast, upload_throughput=fast
+    )
+    try:
+        yield
+    finally:
+        driver.delete_network_conditions()
+
+
+def requested_urls(driver: Chromium) -> list[str]:
     """Every URL the browser asked for since the last call (the log is drained)."""
     urls: list[str] = []
     for entry in driver.get_log("performance"):
@@ -115,7 +132,7 @@ def foreign_urls(urls: list[str], base_url: str) -> list[str]:
     ]
 
 
-def console_messages(driver: Browser) -> list[str]:
+def console_messages(driver: Chromium) -> list[str]:
     """The console's warnings and errors since the last call (CSP violations land here)."""
     return [
         str(entry["message"])
@@ -124,7 +141,7 @@ def console_messages(driver: Browser) -> list[str]:
     ]
 
 
-def axe_violations(driver: Browser, axe_source: str) -> list[dict[str, Any]]:
+def axe_violations(driver: Chromium, axe_source: str) -> list[dict[str, Any]]:
     """Run axe-core in the current page; its serious and critical violations, each as
     {"id", "impact", "help", "targets"}. (WebDriver's scripts are not subject to the
     page's Content-Security-Policy.)"""
@@ -149,7 +166,7 @@ def axe_violations(driver: Browser, axe_source: str) -> list[dict[str, Any]]:
     ]
 
 
-def screenshot(driver: Browser, name: str) -> Path | None:
+def screenshot(driver: Chromium, name: str) -> Path | None:
     """Save `<name>.png` under $WALLET_SCREENSHOTS when it is set (the README's pictures
     are made so); otherwise nothing."""
     folder = os.environ.get(SCREENSHOTS_ENV)
@@ -159,3 +176,65 @@ def screenshot(driver: Browser, name: str) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
     return path
+
+
+class WebApp:
+    """The web pages driven through a real browser, by the element ids the pages promise
+    (gateway/web/__init__.py lists them). Every action that submits a form waits until the
+    next page has loaded."""
+
+    def __init__(self, driver: Chromium, base_url: str) -> None:
+        self.driver = driver
+        self.base_url = base_url
+
+    def go(self, path: str) -> None:
+        self.driver.get(f"{self.base_url}{path}")
+
+    @property
+    def path(self) -> str:
+        """The current page's path and query (after any redirects)."""
+        parts = urlsplit(self.driver.current_url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def text(self, element_id: str) -> str:
+        """The element's visible text, non-breaking spaces as spaces."""
+        return self.driver.find_element(By.ID, element_id).text.replace("\xa0", " ").strip()
+
+    def exists(self, css: str) -> bool:
+        return bool(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+    def fill(self, **values: str) -> None:
+        """Type into the inputs with these ids (what was there is cleared first)."""
+        for element_id, value in values.items():
+            element = self.driver.find_element(By.ID, element_id)
+            element.clear()
+            element.send_keys(value)
+
+    def submit(self, button_id: str, **values: str) -> None:
+        """Fill, click the button (or link) and wait for the page it leads to."""
+        self.fill(**values)
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.find_element(By.ID, button_id).click()
+        wait_until(self.driver, staleness_of(old_page), f"#{button_id} led to no new page")
+        wait_until(self.driver, _loaded, "the page did not finish loading")
+
+    def register(self, username: str, password: str) -> None:
+        self.go("/app/register")
+        self.submit("register-submit", username=username, password=password)
+
+    def login(self, username: str, password: str) -> None:
+        self.go("/app/login")
+        self.submit("login-submit", username=username, password=password)
+        assert self.path == "/", (self.path, self.driver.page_source[:2000])
+
+    def logout(self) -> None:
+        self.submit("logout-submit")
+
+    def move(self, kind: str, **values: str) -> None:
+        """Fill and send the deposit, withdraw or transfer form."""
+        self.go(f"/app/{kind}")
+        self.submit(f"{kind}-submit", **values)
+
+
+def _loaded(driver: Chromium) -> bool:
+    return bool(driver.execute_script("return document.readyState === 'complete'"))
