@@ -7,6 +7,13 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := protos/wallet/v1/wallet.proto protos/fraud/v1/fraud.proto
 GEN_STAMP := $(GEN)/.stamp
+# buf (proto lint + breaking-change check), pinned by tools/buf/package-lock.json; its
+# config is buf.yaml. The released contract the breaking check compares against is a
+# committed image (protos/released/README.md: how to cut a release).
+BUF_DIR := tools/buf
+BUF := $(BUF_DIR)/node_modules/.bin/buf
+BUF_STAMP := $(BUF_DIR)/node_modules/.installed
+RELEASED_CONTRACT := protos/released/wallet-fraud-v1.binpb
 # requirements.lock pins the whole tree (runtime + the dev extra) with hashes; `make lock`
 # regenerates it from pyproject.toml, keeping existing pins (PIP_COMPILE_ARGS=--upgrade to
 # move them).
@@ -14,7 +21,8 @@ PIP_TOOLS := pip-tools==7.6.2
 LOCK_CMD := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
-.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs axe
+.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs \
+	proto-check contract-release axe
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +87,30 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory proto-check
+
+# The protos: buf lint (buf.yaml) and buf breaking against the last released contract.
+# Without npm the check cannot run: a clear message, and a failure under CI=true.
+proto-check:
+	@if [ ! -f $(BUF_STAMP) ] && ! command -v npm >/dev/null 2>&1; then \
+		echo "proto-check: npm is not installed, so buf ($(BUF_DIR)) is not either: the protos" \
+			"were NOT linted nor checked for breaking changes (install Node.js 18+ with npm)." >&2; \
+		if [ "$$CI" = "true" ]; then exit 1; fi; \
+		exit 0; \
+	fi; \
+	$(MAKE) -s --no-print-directory $(BUF_STAMP) && \
+	$(BUF) lint && \
+	$(BUF) breaking --against $(RELEASED_CONTRACT) && \
+	echo "proto-check: buf lint and buf breaking (against $(RELEASED_CONTRACT)) passed"
+
+# --ignore-scripts: the package's bin finds its platform binary by itself.
+$(BUF_STAMP): $(BUF_DIR)/package.json $(BUF_DIR)/package-lock.json
+	cd $(BUF_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# Cut a release of the contract: the image `buf breaking` compares against from now on.
+contract-release: $(BUF_STAMP)
+	$(BUF) build --exclude-source-info -o $(RELEASED_CONTRACT)
 
 fmt: install
 	$(VENV)/bin/ruff format .
@@ -98,5 +130,6 @@ chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(AXE_DIR)/node_modules
+	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(BUF_DIR)/node_modules \
+		$(AXE_DIR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

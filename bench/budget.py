@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import psycopg
-from sqlalchemy.engine import make_url
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
+from bench.inprocess import PASSWORD, funded_users
 from bench.procstat import process_cpu_seconds
 from bench.services import JWT_SECRET, start_fraud, start_wallet
+from common.pg_databases import scratch_database
 from wallet_service.ids import uuid7
 from wallet_service.ledger import request_fingerprint
 from wallet_service.models import (
@@ -53,7 +53,6 @@ from wallet_service.service import WalletService
 from wallet_service.servicer import WalletServicer
 from wallet_service.settings import WalletSettings
 
-PASSWORD = "bench-password-123"
 ALLOW = FraudVerdict(0, Decision.ALLOW, (), "budget")
 
 
@@ -97,13 +96,7 @@ def _plan(sender: User, recipient: User, created: Any = None) -> MovementPlan:
 
 def stage_rows(service: WalletService, calls: int, fraud_pid: int) -> list[Row]:
     store: Any = service.store
-    names = [f"bud_{i}_{uuid.uuid4().hex[:6]}" for i in range(2)]
-    tokens = []
-    for name in names:
-        service.register(username=name, password=PASSWORD)
-        token, _ = service.login(username=name, password=PASSWORD)
-        tokens.append(token)
-        service.deposit(service.authenticate_user(token), amount="90000.00", currency="USD", key="")
+    names, tokens = funded_users(service, "bud", "90000.00")
     alice, bob = (service.authenticate_user(t) for t in tokens)
     now = utc_now()
     rows = [
@@ -240,12 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args(argv)
-    base = make_url(args.url)
-    dbname = f"bench_budget_{uuid.uuid4().hex[:10]}"
-    admin_dsn = f"host={base.host} port={base.port or 5432} user={base.username} dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    url = base.set(database=dbname).render_as_string(hide_password=False)
+    with scratch_database(args.url, "bench_budget") as url:
+        _measure(url, args.calls)
+    return 0
+
+
+def _measure(url: str, calls: int) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-budget-"))
     fraud = start_fraud(log_dir)
     wallet = start_wallet(
@@ -262,15 +255,12 @@ def main(argv: list[str] | None = None) -> int:
             "WALLET_LOGIN_RATE_LIMIT_PER_PEER": "0",
         }
         service = build_service(WalletSettings.from_env(env))
-        rows = stage_rows(service, args.calls, fraud.pid)
-        whole, balance_rpc = grpc_cpu(wallet.address, wallet.pid, args.calls)
+        rows = stage_rows(service, calls, fraud.pid)
+        whole, balance_rpc = grpc_cpu(wallet.address, wallet.pid, calls)
         _print(rows, whole, balance_rpc)
     finally:
         wallet.terminate()
         fraud.terminate()
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    return 0
 
 
 def _print(rows: list[Row], whole: float, balance_rpc: float) -> None:

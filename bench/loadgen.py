@@ -41,7 +41,7 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from bench import wrk_driver
 from bench.procstat import cpu_delta, cpu_snapshot
-from common.rpc_errors import decode_rpc_error
+from wallet_client.errors import decode_rpc_error
 
 PASSWORD = "bench-password-123"
 CURRENCY = "USD"

@@ -21,6 +21,7 @@ import psycopg
 
 from bench.loadgen import summarize_latencies
 from bench.procstat import cpu_delta, cpu_snapshot
+from common.pg_databases import create_database, drop_database
 
 PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
 
@@ -38,12 +39,10 @@ class PgServer:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> None:
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(self.dsn("postgres"), name)
 
     def drop_database(self, name: str) -> None:
-        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(self.dsn("postgres"), name)
 
     def postmaster_pid(self) -> int | None:
         """The server's root process, when it runs on this machine (for CPU readings)."""

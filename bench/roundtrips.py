@@ -19,14 +19,13 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from bench.inprocess import funded_users
+from common.pg_databases import scratch_database
 from wallet_service.server import build_service
 from wallet_service.settings import WalletSettings
-
-PASSWORD = "bench-password-123"
 
 
 def _statement_kind(statement: str) -> str:
@@ -44,73 +43,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--transfers", type=int, default=200)
     args = parser.parse_args(argv)
-    base = make_url(args.url)
-    dbname = f"bench_rt_{uuid.uuid4().hex[:10]}"
-    on_pg = base.get_backend_name() == "postgresql"
-    admin_dsn = f"host={base.host} port={base.port or 5432} user={base.username} dbname=postgres"
-    if on_pg:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-        url = base.set(database=dbname).render_as_string(hide_password=False)
+    if make_url(args.url).get_backend_name() == "postgresql":
+        with scratch_database(args.url, "bench_rt") as url:
+            _count(url, args.transfers)
     else:
-        url = f"sqlite:////tmp/{dbname}.db"
-    try:
-        settings = WalletSettings.from_env(
-            {
-                "APP_ENV": "test",
-                "WALLET_DATABASE_URL": url,
-                "JWT_SECRET_KEY": "roundtrips-" + "x" * 40,
-                "FRAUD_ADDR": "",
-                "MONEY_RATE_LIMIT_PER_USER": "0",
-            }
-        )
-        service = build_service(settings)
-        engine = service.store.engine  # type: ignore[attr-defined]
-        names = [f"rt_{i}_{uuid.uuid4().hex[:6]}" for i in range(2)]
-        tokens = []
-        for name in names:
-            service.register(username=name, password=PASSWORD)
-            token, _ = service.login(username=name, password=PASSWORD)
-            tokens.append(token)
-            user = service.authenticate_user(token)
-            service.deposit(user, amount="5000.00", currency="USD", key="")
-
-        counts: Counter[str] = Counter()
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _statement(*a: Any) -> None:
-            counts[_statement_kind(a[2])] += 1
-
-        event.listen(engine, "begin", lambda *_: counts.update(["BEGIN"]))
-        event.listen(engine, "commit", lambda *_: counts.update(["COMMIT"]))
-        event.listen(engine, "rollback", lambda *_: counts.update(["ROLLBACK"]))
-        event.listen(engine.pool, "checkout", lambda *_: counts.update(["checkout (+ping)"]))
-
-        started = time.perf_counter()
-        for i in range(args.transfers):
-            sender = service.authenticate_user(tokens[i % 2])
-            service.transfer(
-                sender,
-                to_username=names[(i + 1) % 2],
-                amount="0.01",
-                currency="USD",
-                key=uuid.uuid4().hex,
-            )
-        elapsed = time.perf_counter() - started
-        engine.dispose()
-        n = args.transfers
-        backend = base.get_backend_name()
-        print(f"{n} serial transfers on {backend}: {elapsed / n * 1000:.2f} ms each")
-        total = 0.0
-        for kind, count in counts.most_common():
-            print(f"  {count / n:5.2f} per transfer  {kind}")
-            total += count / n
-        print(f"  {total:5.2f} per transfer  total (each one a client-server round trip on PG)")
-    finally:
-        if on_pg:
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        _count(f"sqlite:////tmp/bench_rt_{uuid.uuid4().hex[:10]}.db", args.transfers)
     return 0
+
+
+def _count(url: str, transfers: int) -> None:
+    """Prints the round trips per transfer of `transfers` serial transfers on `url`."""
+    settings = WalletSettings.from_env(
+        {
+            "APP_ENV": "test",
+            "WALLET_DATABASE_URL": url,
+            "JWT_SECRET_KEY": "roundtrips-" + "x" * 40,
+            "FRAUD_ADDR": "",
+            "MONEY_RATE_LIMIT_PER_USER": "0",
+        }
+    )
+    service = build_service(settings)
+    engine = service.store.engine  # type: ignore[attr-defined]
+    names, tokens = funded_users(service, "rt", "5000.00")
+
+    counts: Counter[str] = Counter()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(*a: Any) -> None:
+        counts[_statement_kind(a[2])] += 1
+
+    event.listen(engine, "begin", lambda *_: counts.update(["BEGIN"]))
+    event.listen(engine, "commit", lambda *_: counts.update(["COMMIT"]))
+    event.listen(engine, "rollback", lambda *_: counts.update(["ROLLBACK"]))
+    event.listen(engine.pool, "checkout", lambda *_: counts.update(["checkout (+ping)"]))
+
+    started = time.perf_counter()
+    for i in range(transfers):
+        sender = service.authenticate_user(tokens[i % 2])
+        service.transfer(
+            sender,
+            to_username=names[(i + 1) % 2],
+            amount="0.01",
+            currency="USD",
+            key=uuid.uuid4().hex,
+        )
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    n = transfers
+    backend = make_url(url).get_backend_name()
+    print(f"{n} serial transfers on {backend}: {elapsed / n * 1000:.2f} ms each")
+    total = 0.0
+    for kind, count in counts.most_common():
+        print(f"  {count / n:5.2f} per transfer  {kind}")
+        total += count / n
+    print(f"  {total:5.2f} per transfer  total (each one a client-server round trip on PG)")
 
 
 if __name__ == "__main__":

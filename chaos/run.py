@@ -42,6 +42,7 @@ from chaos.faults import (
 from chaos.procs import ServiceProcess, free_port, snapshot_code, wait_serving
 from chaos.proxy import FaultProxy
 from chaos.workload import Replicas, Workload
+from common.pg_databases import create_database, drop_database
 from common.processes import wait_for
 
 log = logging.getLogger("chaos")
@@ -192,8 +193,7 @@ def run_once(
         url = f"sqlite:///{work / f'chaos-{seed}-{uuid.uuid4().hex[:6]}.db'}"
     else:
         pg_name = f"chaos_{seed}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        create_database(PG_ADMIN_DSN, pg_name)
         url = PG_URL.format(name=pg_name)
 
     fraud_port, proxy_port = free_port(), free_port()
@@ -308,8 +308,7 @@ def run_once(
 def _drop_database(name: str) -> None:
     for _ in range(20):
         try:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(PG_ADMIN_DSN, name)
             return
         except psycopg.OperationalError:
             time.sleep(0.5)

@@ -17,6 +17,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from common.records import build
 from fraud_service.admin import AdminError, FraudAdmin
 from fraud_service.backtest import Report, ScoredMovement
 from fraud_service.rules import InvalidInput
@@ -95,24 +96,16 @@ def rule_set_to_proto(record: RuleSetRecord) -> fraud_pb2.RuleSet:
 
 
 def entry_to_proto(entry: ListEntryRecord) -> fraud_pb2.ListEntry:
-    return fraud_pb2.ListEntry(
-        list=entry.list_name,
-        username=entry.username,
-        rules=list(entry.rules),
-        note=entry.note,
-        created_by=entry.created_by,
-        created_at=_time(entry.created_at),
+    return build(
+        fraud_pb2.ListEntry, entry, list=entry.list_name, created_at=_time(entry.created_at)
     )
 
 
 def snooze_to_proto(snooze: SnoozeRecord) -> fraud_pb2.Snooze:
-    return fraud_pb2.Snooze(
-        username=snooze.username,
-        rule_id=snooze.rule_id,
+    return build(
+        fraud_pb2.Snooze,
+        snooze,
         until=_time(snooze.until),
-        transaction_id=snooze.transaction_id,
-        note=snooze.note,
-        created_by=snooze.created_by,
         created_at=_time(snooze.created_at),
     )
 
@@ -128,22 +121,8 @@ def scored_movement(item: fraud_pb2.BacktestItem) -> ScoredMovement:
 
 
 def report_to_proto(version: int, report: Report) -> fraud_pb2.BacktestReport:
-    totals = {name: getattr(report, name) for name in Report.__dataclass_fields__}
-    rules = totals.pop("rules")
-    return fraud_pb2.BacktestReport(
-        version=version,
-        rules=[
-            fraud_pb2.RuleBacktest(
-                rule_id=r.rule_id,
-                hits=r.hits,
-                live_hits=r.live_hits,
-                confirmed_fraud_hits=r.confirmed_fraud_hits,
-                cleared_hits=r.cleared_hits,
-            )
-            for r in rules
-        ],
-        **totals,
-    )
+    rules = [build(fraud_pb2.RuleBacktest, r) for r in report.rules]
+    return build(fraud_pb2.BacktestReport, report, version=version, rules=rules)
 
 
 class FraudAdminServicer(fraud_pb2_grpc.FraudAdminServicer):

@@ -11,6 +11,7 @@ import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 
 from common.logs import log_fields
+from common.records import build
 from fraud_service.live import Compiled, RuleSource
 from fraud_service.metrics import FraudMetrics
 from fraud_service.rules import (
@@ -60,19 +61,8 @@ def movement_time(occurred_at: str) -> datetime:
 
 
 def features_from_proto(message: fraud_pb2.Features) -> Features:
-    return Features(
-        account_age_seconds=message.account_age_seconds,
-        count_last_hour=message.count_last_hour,
-        sum_last_hour_minor=message.sum_last_hour_minor,
-        count_last_day=message.count_last_day,
-        sum_last_day_minor=message.sum_last_day_minor,
-        recent_day_amounts_minor=tuple(message.recent_day_amounts_minor),
-        distinct_counterparties_last_day=message.distinct_counterparties_last_day,
-        balance_minor=message.balance_minor,
-        count_to_counterparty_last_hour=message.count_to_counterparty_last_hour,
-        sum_to_counterparty_last_hour_minor=message.sum_to_counterparty_last_hour_minor,
-        count_to_counterparty_last_day=message.count_to_counterparty_last_day,
-        sum_to_counterparty_last_day_minor=message.sum_to_counterparty_last_day_minor,
+    return build(
+        Features, message, recent_day_amounts_minor=tuple(message.recent_day_amounts_minor)
     )
 
 

@@ -146,8 +146,38 @@ class ReverseIn(StrictRequestBody):
 # --- responses ----------------------------------------------------------------------------------
 
 
-def _or_none(text: str) -> str | None:
+def _or_none(text: str | None) -> str | None:
     return text or None
+
+
+# A proto string where "" means "none": null on the REST side.
+OptionalText = Annotated[str | None, BeforeValidator(_or_none)]
+
+
+class ProtoOut(BaseModel):
+    """A response shape read from a wallet or fraud reply field by field, by name (pydantic's
+    `from_attributes`): a field the proto names otherwise says so with `validation_alias`,
+    an empty proto string meaning "none" is `OptionalText`, nested shapes read their own
+    messages. What the reply does not carry (a message, a computed part) comes as keywords."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
+
+    @classmethod
+    def from_proto(cls, message: Any, /, **values: object) -> Self:
+        return cls.model_validate(_Overlay(message, values) if values else message)
+
+
+class _Overlay:
+    """`message`'s attributes, except those given in `values`."""
+
+    def __init__(self, message: object, values: dict[str, object]) -> None:
+        self._message = message
+        self._values = values
+
+    def __getattr__(self, name: str) -> object:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._message, name)
 
 
 class ErrorDetail(BaseModel):
@@ -169,14 +199,10 @@ class StatusOut(BaseModel):
     status: str
 
 
-class UserOut(BaseModel):
+class UserOut(ProtoOut):
     id: str
     username: str
     created_at: str
-
-    @classmethod
-    def from_proto(cls, user: wallet_pb2.User) -> Self:
-        return cls(id=user.id, username=user.username, created_at=user.created_at)
 
 
 class AdminUserOut(UserOut):
@@ -184,22 +210,9 @@ class AdminUserOut(UserOut):
 
     deleted: bool
     frozen: bool
-    frozen_at: str | None
-    frozen_by: str | None
-    frozen_reason: str | None
-
-    @classmethod
-    def from_proto(cls, user: wallet_pb2.User) -> Self:
-        return cls(
-            id=user.id,
-            username=user.username,
-            created_at=user.created_at,
-            deleted=user.deleted,
-            frozen=user.frozen,
-            frozen_at=_or_none(user.frozen_at),
-            frozen_by=_or_none(user.frozen_by),
-            frozen_reason=_or_none(user.frozen_reason),
-        )
+    frozen_at: OptionalText
+    frozen_by: OptionalText
+    frozen_reason: OptionalText
 
 
 class AdminUserResultOut(BaseModel):
@@ -224,16 +237,7 @@ class EmailIn(StrictRequestBody):
 class OwnUserOut(UserOut):
     """The caller's own record: with the email only they (and admins) see."""
 
-    email: str | None
-
-    @classmethod
-    def from_proto(cls, user: wallet_pb2.User) -> Self:
-        return cls(
-            id=user.id,
-            username=user.username,
-            created_at=user.created_at,
-            email=_or_none(user.email),
-        )
+    email: OptionalText
 
 
 class OwnUserResultOut(BaseModel):
@@ -241,43 +245,30 @@ class OwnUserResultOut(BaseModel):
     user: OwnUserOut
 
 
-class LoginOut(BaseModel):
+def _bearer_by_default(token_type: str) -> str:
+    return token_type or "Bearer"
+
+
+class LoginOut(ProtoOut):
     access_token: str
-    token_type: str
+    token_type: Annotated[str, BeforeValidator(_bearer_by_default)]
     expires_in: int
 
-    @classmethod
-    def from_proto(cls, reply: wallet_pb2.LoginResponse) -> Self:
-        return cls(
-            access_token=reply.access_token,
-            token_type=reply.token_type or "Bearer",
-            expires_in=reply.expires_in,
-        )
 
-
-class BalanceOut(BaseModel):
+class BalanceOut(ProtoOut):
     username: str
     currency: str
     balance: str
 
-    @classmethod
-    def from_proto(cls, balance: wallet_pb2.Balance) -> Self:
-        return cls(username=balance.username, currency=balance.currency, balance=balance.balance)
 
-
-class CurrencyBalanceOut(BaseModel):
+class CurrencyBalanceOut(ProtoOut):
     currency: str
     balance: str
 
 
-class BalancesOut(BaseModel):
+class BalancesOut(ProtoOut):
     username: str
     balances: list[CurrencyBalanceOut]
-
-    @classmethod
-    def from_proto(cls, reply: wallet_pb2.ListBalancesResponse) -> Self:
-        items = [CurrencyBalanceOut(currency=b.currency, balance=b.balance) for b in reply.balances]
-        return cls(username=reply.username, balances=items)
 
 
 class MovementOut(BaseModel):
@@ -348,39 +339,20 @@ class TransferBatchOut(BaseModel):
     results: list[BatchItemOut]
 
 
-class TransactionOut(BaseModel):
-    tx_id: str
-    from_user: str | None
-    to_user: str | None
+class TransactionOut(ProtoOut):
+    tx_id: str = Field(validation_alias="id")
+    from_user: OptionalText
+    to_user: OptionalText
     amount: str
     currency: str
-    tx_type: str
+    tx_type: str = Field(validation_alias="type")
     status: str
-    timestamp: str
+    timestamp: str = Field(validation_alias="created_at")
     flagged: bool
     deleted: bool
 
-    @classmethod
-    def from_proto(cls, tx: wallet_pb2.Transaction) -> Self:
-        return cls(**_transaction_fields(tx))
 
-
-def _transaction_fields(tx: wallet_pb2.Transaction) -> dict[str, Any]:
-    return {
-        "tx_id": tx.id,
-        "from_user": _or_none(tx.from_user),
-        "to_user": _or_none(tx.to_user),
-        "amount": tx.amount,
-        "currency": tx.currency,
-        "tx_type": tx.type,
-        "status": tx.status,
-        "timestamp": tx.created_at,
-        "flagged": tx.flagged,
-        "deleted": tx.deleted,
-    }
-
-
-class FraudReasonOut(BaseModel):
+class FraudReasonOut(ProtoOut):
     rule_id: str
     description: str
 
@@ -389,51 +361,24 @@ class AdminTransactionOut(TransactionOut):
     """A transaction as admins see it: with its fraud assessment and review."""
 
     fraud_score: int
-    fraud_decision: str | None
+    fraud_decision: OptionalText
     fraud_reasons: list[FraudReasonOut]
     # The fraud rule-set version that decided ("3"), so a decision can be audited.
-    fraud_rules_version: str | None
-    review_status: str | None
-    reviewed_by: str | None
-    reviewed_at: str | None
-    review_note: str | None
-
-    @classmethod
-    def from_proto(cls, tx: wallet_pb2.Transaction) -> Self:
-        reasons = [
-            FraudReasonOut(rule_id=r.rule_id, description=r.description) for r in tx.fraud_reasons
-        ]
-        return cls(
-            **_transaction_fields(tx),
-            fraud_score=tx.fraud_score,
-            fraud_decision=_or_none(tx.fraud_decision),
-            fraud_reasons=reasons,
-            fraud_rules_version=_or_none(tx.fraud_rules_version),
-            review_status=_or_none(tx.review_status),
-            reviewed_by=_or_none(tx.reviewed_by),
-            reviewed_at=_or_none(tx.reviewed_at),
-            review_note=_or_none(tx.review_note),
-        )
+    fraud_rules_version: OptionalText
+    review_status: OptionalText
+    reviewed_by: OptionalText
+    reviewed_at: OptionalText
+    review_note: OptionalText
 
 
-class TransactionListOut(BaseModel):
+class TransactionListOut(ProtoOut):
     transactions: list[TransactionOut]
-    next_cursor: str | None
-
-    @classmethod
-    def from_proto(cls, reply: wallet_pb2.ListTransactionsResponse) -> Self:
-        items = [TransactionOut.from_proto(tx) for tx in reply.transactions]
-        return cls(transactions=items, next_cursor=_or_none(reply.next_cursor))
+    next_cursor: OptionalText
 
 
-class FlaggedListOut(BaseModel):
+class FlaggedListOut(ProtoOut):
     transactions: list[AdminTransactionOut]
-    next_cursor: str | None
-
-    @classmethod
-    def from_proto(cls, reply: wallet_pb2.ListTransactionsResponse) -> Self:
-        items = [AdminTransactionOut.from_proto(tx) for tx in reply.transactions]
-        return cls(transactions=items, next_cursor=_or_none(reply.next_cursor))
+    next_cursor: OptionalText
 
 
 class AdminTransactionResultOut(BaseModel):

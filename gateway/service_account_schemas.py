@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import BaseModel, Field
 from wallet.v1 import wallet_pb2
 
-from gateway.schemas import StrictRequestBody
+from gateway.schemas import ProtoOut, StrictRequestBody
 
 MAX_GRACE_SECONDS = 30 * 24 * 3600  # the wallet's bound, stated here so OpenAPI says it
 MAX_CREDENTIAL_CHARS = 256
@@ -31,7 +31,7 @@ class TokenIn(BaseModel):
     scope: str = Field(default="", max_length=512)  # accepted; the account's scopes are granted
 
 
-class ServiceAccountOut(BaseModel):
+class ServiceAccountOut(ProtoOut):
     id: str
     name: str
     scopes: list[str]
@@ -40,19 +40,6 @@ class ServiceAccountOut(BaseModel):
     disabled: bool
     disabled_at: str
     previous_secret_valid_until: str
-
-    @classmethod
-    def from_proto(cls, account: wallet_pb2.ServiceAccount) -> Self:
-        return cls(
-            id=account.id,
-            name=account.name,
-            scopes=list(account.scopes),
-            created_at=account.created_at,
-            created_by=account.created_by,
-            disabled=account.disabled,
-            disabled_at=account.disabled_at,
-            previous_secret_valid_until=account.previous_secret_valid_until,
-        )
 
 
 class ServiceAccountSecretOut(BaseModel):
@@ -73,17 +60,8 @@ class ServiceAccountListOut(BaseModel):
     accounts: list[ServiceAccountOut]
 
 
-class TokenOut(BaseModel):
+class TokenOut(ProtoOut):
     access_token: str
     token_type: str
     expires_in: int
     scope: str
-
-    @classmethod
-    def from_proto(cls, reply: wallet_pb2.IssueServiceTokenResponse) -> Self:
-        return cls(
-            access_token=reply.access_token,
-            token_type=reply.token_type,
-            expires_in=reply.expires_in,
-            scope=reply.scope,
-        )

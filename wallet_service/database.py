@@ -8,6 +8,7 @@ READ COMMITTED; migrations run under an advisory lock so replicas can start toge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,28 +73,37 @@ def _sqlite_engine(url: str, *, pool_size: int, synchronous: str, echo: bool) ->
     return engine
 
 
-def alembic_config(engine_url: str) -> Config:
+def alembic_config(engine_url: str, migrations_dir: Path = MIGRATIONS_DIR) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
     return config
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to `revision`; safe when several replicas start at once."""
-    _run_alembic(engine, lambda config: command.upgrade(config, revision))
+    run_alembic(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    _run_alembic(engine, lambda config: command.downgrade(config, revision))
+    run_alembic(engine, lambda config: command.downgrade(config, revision))
 
 
-def _run_alembic(engine: Engine, action: Any) -> None:
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
+def run_alembic(
+    engine: Engine,
+    action: Callable[[Config], None],
+    *,
+    migrations_dir: Path = MIGRATIONS_DIR,
+    lock_id: int = MIGRATION_LOCK_ID,
+) -> None:
+    """`action` on the migrations in `migrations_dir`, on one connection: on PostgreSQL under
+    the advisory lock `lock_id` (replicas starting together take turns), on SQLite with
+    foreign keys off around it and checked after."""
+    config = alembic_config(engine.url.render_as_string(hide_password=False), migrations_dir)
     with engine.connect() as connection:
         is_postgres = engine.dialect.name == "postgresql"
         if is_postgres:
-            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
             connection.commit()
         else:
             _sqlite_foreign_keys(connection, enabled=False)
@@ -105,9 +115,7 @@ def _run_alembic(engine: Engine, action: Any) -> None:
                 _check_sqlite_foreign_keys(connection)
         finally:
             if is_postgres:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
                 connection.commit()
             else:
                 connection.rollback()

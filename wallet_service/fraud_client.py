@@ -13,12 +13,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import client_interceptor, filters, grpcext
 from opentelemetry.trace import TracerProvider
 
+from common.records import build
 from common.request_context import REQUEST_ID_HEADER, current_request_id
 from common.tls import TlsSettings, channel
 from wallet_service.errors import InvalidArgument, NotFound, Unavailable, WalletError
 from wallet_service.models import Decision, FraudReason, FraudVerdict, iso_utc
 from wallet_service.scoring import (
-    REPORT_COUNTS,
     BacktestItem,
     BacktestReport,
     RuleBacktest,
@@ -182,20 +182,7 @@ def _backtest_item(item: BacktestItem) -> fraud_pb2.BacktestItem:
 
 
 def _report(reply: fraud_pb2.BacktestReport) -> BacktestReport:
-    return BacktestReport(
-        version=reply.version,
-        **{name: getattr(reply, name) for name in REPORT_COUNTS},
-        rules=tuple(
-            RuleBacktest(
-                rule_id=r.rule_id,
-                hits=r.hits,
-                live_hits=r.live_hits,
-                confirmed_fraud_hits=r.confirmed_fraud_hits,
-                cleared_hits=r.cleared_hits,
-            )
-            for r in reply.rules
-        ),
-    )
+    return build(BacktestReport, reply, rules=tuple(build(RuleBacktest, r) for r in reply.rules))
 
 
 def _backtest_error(exc: grpc.RpcError) -> WalletError:
@@ -209,7 +196,6 @@ def _backtest_error(exc: grpc.RpcError) -> WalletError:
 
 
 def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
-    f = movement.features
     return fraud_pb2.ScoreRequest(
         movement=fraud_pb2.Movement(
             type=movement.type.value,
@@ -222,20 +208,7 @@ def _request(movement: ScoreInput) -> fraud_pb2.ScoreRequest:
             username=movement.username,
             counterparty_username=movement.counterparty_username,
         ),
-        features=fraud_pb2.Features(
-            account_age_seconds=f.account_age_seconds,
-            count_last_hour=f.count_last_hour,
-            sum_last_hour_minor=f.sum_last_hour_minor,
-            count_last_day=f.count_last_day,
-            sum_last_day_minor=f.sum_last_day_minor,
-            recent_day_amounts_minor=list(f.recent_day_amounts_minor),
-            distinct_counterparties_last_day=f.distinct_counterparties_last_day,
-            balance_minor=f.balance_minor,
-            count_to_counterparty_last_hour=f.count_to_counterparty_last_hour,
-            sum_to_counterparty_last_hour_minor=f.sum_to_counterparty_last_hour_minor,
-            count_to_counterparty_last_day=f.count_to_counterparty_last_day,
-            sum_to_counterparty_last_day_minor=f.sum_to_counterparty_last_day_minor,
-        ),
+        features=build(fraud_pb2.Features, movement.features),
     )
 
 

@@ -5,8 +5,6 @@ learns nothing (not even whether an event id exists)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Callable
@@ -14,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from common.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from wallet_service.cursors import decode_cursor, encode_cursor
 from wallet_service.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from wallet_service.events import OutboxEntry, OutboxStatus
 from wallet_service.models import Role, User, utc_now
@@ -44,10 +43,12 @@ class OutboxAdmin:
         rows = self.store.list_outbox(
             status=_status(status) if status else None,
             limit=size + 1,
-            after_id=_decode_cursor(cursor),
+            after_id=decode_cursor(_CURSOR_PREFIX, cursor),
         )
         page, more = rows[:size], len(rows) > size
-        return OutboxPage(page, _encode_cursor(page[-1].event.id) if more and page else "")
+        return OutboxPage(
+            page, encode_cursor(_CURSOR_PREFIX, page[-1].event.id) if more and page else ""
+        )
 
     def counts(self, caller: User) -> dict[OutboxStatus, int]:
         _require_admin(caller)
@@ -83,19 +84,3 @@ def _status(value: str) -> OutboxStatus:
         return OutboxStatus(value)
     except ValueError as exc:
         raise InvalidArgument("invalid_status", "Expected pending, sent or dead") from exc
-
-
-def _encode_cursor(event_id: str) -> str:
-    return base64.urlsafe_b64encode((_CURSOR_PREFIX + event_id).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidArgument("invalid_cursor", "Cursor is invalid") from exc
-    if not raw.startswith(_CURSOR_PREFIX) or len(raw) > 64:
-        raise InvalidArgument("invalid_cursor", "Cursor is invalid")
-    return raw[len(_CURSOR_PREFIX) :]

@@ -6,8 +6,6 @@ expected failure is a `WalletError` with a stable code.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Sequence
@@ -31,6 +29,7 @@ from wallet_service.auth import (
     verify_password,
 )
 from wallet_service.bulk import BatchMode, ItemResult, TransferItem, check_batch, named
+from wallet_service.cursors import decode_cursor, encode_cursor
 from wallet_service.emails import MAX_EMAIL_LENGTH, normalized_email
 from wallet_service.errors import (
     AlreadyExists,
@@ -708,7 +707,7 @@ class WalletService:
         return TransactionQuery(
             user_id=user_id,
             limit=limit,
-            after_id=_decode_cursor(filters.cursor),
+            after_id=decode_cursor(_CURSOR_PREFIX, filters.cursor),
             currency=self.currencies.check_currency(filters.currency) if filters.currency else None,
             type=tx_type,
             since=_parse_time(filters.since, "since"),
@@ -721,7 +720,7 @@ class WalletService:
         rows = self.store.list_transactions(replace(query, limit=query.limit + 1))
         page, more = rows[: query.limit], len(rows) > query.limit
         shown = [transaction_for(caller, tx) for tx in page]
-        return Page(shown, _encode_cursor(page[-1].id) if more and page else "")
+        return Page(shown, encode_cursor(_CURSOR_PREFIX, page[-1].id) if more and page else "")
 
     def get_transaction(self, caller: User, tx_id: str) -> Transaction:
         """Another user's transaction is NotFound, never PermissionDenied: ids can't be probed."""
@@ -1020,22 +1019,6 @@ def _note(note: str) -> str:
 def _is_id(value: str) -> bool:
     """Our ids are canonical UUID strings; anything else cannot name a row."""
     return bool(_UUID.fullmatch(value or ""))
-
-
-def _encode_cursor(tx_id: str) -> str:
-    return base64.urlsafe_b64encode((_CURSOR_PREFIX + tx_id).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidArgument("invalid_cursor", "Cursor is invalid") from exc
-    if not raw.startswith(_CURSOR_PREFIX) or len(raw) > 64:
-        raise InvalidArgument("invalid_cursor", "Cursor is invalid")
-    return raw[len(_CURSOR_PREFIX) :]
 
 
 def _parse_time(value: str, name: str) -> datetime | None:

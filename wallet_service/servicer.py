@@ -7,6 +7,7 @@ import json
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
+from common.records import build
 from wallet_service.auth_interceptor import current_service, current_user
 from wallet_service.bulk import BatchMode, ItemResult, TransferItem
 from wallet_service.errors import InvalidArgument, WalletError
@@ -15,7 +16,6 @@ from wallet_service.grpc_errors import status_name
 from wallet_service.models import MovementOutcome, Transaction, User, iso_utc
 from wallet_service.on_behalf import OnBehalf
 from wallet_service.outbox_admin import OutboxAdmin
-from wallet_service.scoring import REPORT_COUNTS
 from wallet_service.service import ListFilters, Page, WalletService
 from wallet_service.service_account_servicer import ServiceAccountMethods
 
@@ -216,22 +216,13 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
             until=request.until,
             timeout_seconds=context.time_remaining(),
         )
-        totals = {name: getattr(report, name) for name in REPORT_COUNTS}
-        return wallet_pb2.BacktestRuleSetResponse(
-            version=report.version,
+        rules = [build(wallet_pb2.BacktestRuleCounts, r) for r in report.rules]
+        return build(
+            wallet_pb2.BacktestRuleSetResponse,
+            report,
             since=request.since,
             until=request.until,
-            rules=[
-                wallet_pb2.BacktestRuleCounts(
-                    rule_id=r.rule_id,
-                    hits=r.hits,
-                    live_hits=r.live_hits,
-                    confirmed_fraud_hits=r.confirmed_fraud_hits,
-                    cleared_hits=r.cleared_hits,
-                )
-                for r in report.rules
-            ],
-            **totals,
+            rules=rules,
         )
 
     # -- the event outbox (admin) --------------------------------------------------------

@@ -9,12 +9,13 @@ a bad rule set is 400 `invalid_rule_set` naming the field, a missing version 404
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
 from fraud.v1 import fraud_pb2
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from wallet.v1 import wallet_pb2
 
 from gateway import schemas as s
@@ -81,7 +82,7 @@ class RuleSetIn(s.StrictRequestBody):
     rules: list[RuleIn] = Field(max_length=200)
 
 
-class RuleOut(BaseModel):
+class RuleOut(s.ProtoOut):
     id: str
     kind: str
     decision: str
@@ -90,43 +91,27 @@ class RuleOut(BaseModel):
     params: dict[str, str | dict[str, str]]
 
 
-class RuleSetOut(BaseModel):
+def _rule_out(rule: fraud_pb2.Rule) -> RuleOut:
+    params: dict[str, str | dict[str, str]] = dict(rule.params)
+    if rule.currency_thresholds or rule.kind != "velocity":
+        params["currency_thresholds"] = dict(rule.currency_thresholds)
+    return RuleOut.from_proto(rule, params=params)
+
+
+class RuleSetOut(s.ProtoOut):
     version: int
     status: str
     description: str
     created_by: str
     created_at: str
-    activated_by: str | None
-    activated_at: str | None
+    activated_by: s.OptionalText
+    activated_at: s.OptionalText
     rules: list[RuleOut]
 
+    @field_validator("rules", mode="before")
     @classmethod
-    def from_proto(cls, rule_set: fraud_pb2.RuleSet) -> RuleSetOut:
-        rules = []
-        for rule in rule_set.rules:
-            params: dict[str, str | dict[str, str]] = dict(rule.params)
-            if rule.currency_thresholds or rule.kind != "velocity":
-                params["currency_thresholds"] = dict(rule.currency_thresholds)
-            rules.append(
-                RuleOut(
-                    id=rule.id,
-                    kind=rule.kind,
-                    decision=rule.decision,
-                    score=rule.score,
-                    reason=rule.reason,
-                    params=params,
-                )
-            )
-        return cls(
-            version=rule_set.version,
-            status=rule_set.status,
-            description=rule_set.description,
-            created_by=rule_set.created_by,
-            created_at=rule_set.created_at,
-            activated_by=rule_set.activated_by or None,
-            activated_at=rule_set.activated_at or None,
-            rules=rules,
-        )
+    def _rules(cls, rules: Iterable[fraud_pb2.Rule]) -> list[RuleOut]:
+        return [_rule_out(r) for r in rules]
 
 
 class RuleSetResultOut(BaseModel):
@@ -144,24 +129,14 @@ class ListEntryIn(s.StrictRequestBody):
     note: str = Field("", max_length=500)
 
 
-class ListEntryOut(BaseModel):
-    list_name: str = Field(serialization_alias="list")  # `list` would shadow the builtin
+class ListEntryOut(s.ProtoOut):
+    # `list` would shadow the builtin
+    list_name: str = Field(validation_alias="list", serialization_alias="list")
     username: str
     rules: list[str]
     note: str
     created_by: str
     created_at: str
-
-    @classmethod
-    def from_proto(cls, entry: fraud_pb2.ListEntry) -> ListEntryOut:
-        return cls(
-            list_name=entry.list,
-            username=entry.username,
-            rules=list(entry.rules),
-            note=entry.note,
-            created_by=entry.created_by,
-            created_at=entry.created_at,
-        )
 
 
 class ListEntryResultOut(BaseModel):
@@ -250,7 +225,7 @@ async def remove_list_entry(
     return s.MessageOut(msg="List entry removed")
 
 
-class SnoozeOut(BaseModel):
+class SnoozeOut(s.ProtoOut):
     username: str
     rule_id: str
     until: str
@@ -258,18 +233,6 @@ class SnoozeOut(BaseModel):
     note: str
     created_by: str
     created_at: str
-
-    @classmethod
-    def from_proto(cls, snooze: fraud_pb2.Snooze) -> SnoozeOut:
-        return cls(
-            username=snooze.username,
-            rule_id=snooze.rule_id,
-            until=snooze.until,
-            transaction_id=snooze.transaction_id,
-            note=snooze.note,
-            created_by=snooze.created_by,
-            created_at=snooze.created_at,
-        )
 
 
 class SnoozesOut(BaseModel):
@@ -296,7 +259,7 @@ class BacktestIn(s.StrictRequestBody):
     until: str = Field(min_length=1, max_length=64, description="RFC 3339, exclusive")
 
 
-class BacktestRuleOut(BaseModel):
+class BacktestRuleOut(s.ProtoOut):
     rule_id: str
     hits: int
     live_hits: int
@@ -304,7 +267,7 @@ class BacktestRuleOut(BaseModel):
     cleared_hits: int
 
 
-class BacktestOut(BaseModel):
+class BacktestOut(s.ProtoOut):
     """Counts over the replayed movements; "caught" is REVIEW or BLOCK, "live" the verdict
     stored with each movement."""
 
@@ -335,15 +298,4 @@ async def backtest_rule_set(body: BacktestIn, caller: AuthCaller, svc: ServicesD
         version=body.version, since=body.since, until=body.until
     )
     reply = await svc.wallet.call(svc.wallet.stub.BacktestRuleSet, request, caller)
-    fields = {f.name: getattr(reply, f.name) for f in reply.DESCRIPTOR.fields if f.name != "rules"}
-    rules = [
-        BacktestRuleOut(
-            rule_id=r.rule_id,
-            hits=r.hits,
-            live_hits=r.live_hits,
-            confirmed_fraud_hits=r.confirmed_fraud_hits,
-            cleared_hits=r.cleared_hits,
-        )
-        for r in reply.rules
-    ]
-    return BacktestOut(**fields, rules=rules)
+    return BacktestOut.from_proto(reply)

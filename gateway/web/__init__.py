@@ -46,13 +46,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import account_pages, admin_pages, auth_pages, money_pages
+from gateway.web import account_pages, admin_pages, auth_pages, fallback, money_pages
 from gateway.web.pages import STATIC_DIR, WEB_PREFIX, WebHeadersMiddleware
 
 
 def install_web(app: FastAPI) -> None:
     """The page routers, the static files and the pages' security headers."""
-    for module in (auth_pages, money_pages, account_pages, admin_pages):
-        app.include_router(module.router)
+    # The static files first: the last router answers every other /app path (a 404 page).
     app.mount(f"{WEB_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="web-static")
+    for module in (auth_pages, money_pages, account_pages, admin_pages, fallback):
+        app.include_router(module.router)
     app.add_middleware(WebHeadersMiddleware)

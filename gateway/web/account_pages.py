@@ -13,6 +13,7 @@ from wallet.v1 import wallet_pb2
 
 from gateway.deps import Limit
 from gateway.errors import ApiError
+from gateway.web.auth_pages import logged_in
 from gateway.web.money_pages import MOVEMENTS
 from gateway.web.pages import (
     LOGIN_PATH,
@@ -24,7 +25,7 @@ from gateway.web.pages import (
     new_idempotency_key,
     redirect,
 )
-from gateway.web.session import end_session, start_session
+from gateway.web.session import end_session
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -166,15 +167,9 @@ async def change_password(page: UserPage) -> Response:
     reply = await attempt(page.call(page.stub.ChangePassword, request), expired_session=False)
     if isinstance(reply, ApiError):
         return _account(page, reply, "password")
-    response = redirect("/app/account?notice=password_changed")
-    start_session(
-        page.request,
-        response,
-        token=reply.access_token,
-        expires_in=reply.expires_in,
-        is_admin=page.user.is_admin,
+    return logged_in(
+        page, "/app/account?notice=password_changed", reply, is_admin=page.user.is_admin
     )
-    return response
 
 
 @router.post("/app/account/delete")

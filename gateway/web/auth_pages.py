@@ -83,7 +83,12 @@ async def login(page: AnyPage) -> Response:
     if isinstance(reply, ApiError):
         return _public_form(page, "login.html", reply.status, reply, username=username)
     is_admin = await _is_admin(page, f"Bearer {reply.access_token}")
-    response = redirect("/")
+    return logged_in(page, "/", reply, is_admin=is_admin)
+
+
+def logged_in(page: Page, url: str, reply: wallet_pb2.LoginResponse, *, is_admin: bool) -> Response:
+    """A redirect to `url` that starts the session on the wallet's new token."""
+    response = redirect(url)
     start_session(
         page.request,
         response,

@@ -97,31 +97,18 @@ async def _move(page: Page, kind: str) -> Response:
     return redirect(f"/app/transactions/{reply.transaction.id}?notice={kind}")
 
 
-@router.get("/app/deposit")
-async def deposit_form(page: UserPage) -> Response:
-    return _form(page, "deposit", _blank())
+def _add_routes(kind: str) -> None:
+    """GET /app/<kind> renders the form, POST /app/<kind> moves the money."""
+
+    async def show(page: UserPage) -> Response:
+        return _form(page, kind, _blank())
+
+    async def move(page: UserPage) -> Response:
+        return await _move(page, kind)
+
+    router.add_api_route(f"/app/{kind}", show, methods=["GET"], name=f"{kind}_form")
+    router.add_api_route(f"/app/{kind}", move, methods=["POST"], name=kind)
 
 
-@router.post("/app/deposit")
-async def deposit(page: UserPage) -> Response:
-    return await _move(page, "deposit")
-
-
-@router.get("/app/withdraw")
-async def withdraw_form(page: UserPage) -> Response:
-    return _form(page, "withdraw", _blank())
-
-
-@router.post("/app/withdraw")
-async def withdraw(page: UserPage) -> Response:
-    return await _move(page, "withdraw")
-
-
-@router.get("/app/transfer")
-async def transfer_form(page: UserPage) -> Response:
-    return _form(page, "transfer", _blank())
-
-
-@router.post("/app/transfer")
-async def transfer(page: UserPage) -> Response:
-    return await _move(page, "transfer")
+for _kind in MOVEMENTS:
+    _add_routes(_kind)

@@ -4,9 +4,7 @@ gRPC; only the store, the database module, the servicers and the server do."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from tests.support.layering import forbidden_imports
 
 PURE = [
     "fraud_service.rules",
@@ -17,26 +15,6 @@ PURE = [
 ]
 FORBIDDEN = {"sqlalchemy", "alembic", "grpc", "grpc_status", "google"}
 
-_PROBE = """
-import importlib, json, sys
-forbidden = set(sys.argv[1].split(","))
-found = {}
-for name in sys.argv[2:]:
-    importlib.import_module(name)
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & forbidden)
-    if loaded:
-        found[name] = loaded
-        break
-print(json.dumps(found))
-"""
-
 
 def test_rules_use_cases_and_the_store_contract_import_no_sql_and_no_grpc() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", _PROBE, ",".join(sorted(FORBIDDEN)), *PURE],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert json.loads(run.stdout) == {}
+    assert forbidden_imports(PURE, FORBIDDEN) == {}

@@ -28,13 +28,6 @@ from tests.support import (
 
 
 @pytest.fixture
-def browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def admin_browser(gateway_url: str) -> Iterator[Browser]:
     client = Browser(gateway_url)
     client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
@@ -86,7 +79,10 @@ def test_admin_resolves_a_flagged_10000_deposit(browser: Browser, admin_browser:
     assert text_of(detail, "tx-rules-version") not in ("", "none")
 
     hostile = "<script>alert('x')</script> looks fine"
-    resolved = admin_browser.submit(tx_path, "review-form", resolution="cleared", note=hostile)
+    review = forms_in(detail)["review-form"]
+    resolved = admin_browser.post(
+        review.action, {**review.fields, "resolution": "cleared", "note": hostile}
+    )
     assert resolved.status_code == 303
     assert resolved.headers["location"] == f"{tx_path}?notice=reviewed"
     after = admin_browser.page(resolved.headers["location"])
@@ -96,7 +92,9 @@ def test_admin_resolves_a_flagged_10000_deposit(browser: Browser, admin_browser:
     assert f'href="{tx_path}"' not in admin_browser.page("/app/admin/flagged")
     assert f'href="{tx_path}"' in admin_browser.page("/app/admin/flagged?status=all")
 
-    again = admin_browser.submit(tx_path, "review-form", resolution="confirmed_fraud")
+    # Resolved: no review form any more, and the old one is refused with the API's message.
+    assert 'id="review-form"' not in after
+    again = admin_browser.post(review.action, {**review.fields, "resolution": "confirmed_fraud"})
     assert again.status_code == 422
     assert alert_text(again.text)
 
@@ -148,6 +146,15 @@ def test_admin_fraud_views(browser: Browser, admin_browser: Browser) -> None:
 
     notifications = admin_browser.page("/app/admin/notifications")
     assert text_of(notifications, "count-dead").isdigit()
+
+    # The action routes answer the API's refusals as pages (nothing live changes here).
+    token = forms_in(rulesets)["logout-form"].csrf_token
+    no_version = admin_browser.post("/app/admin/rulesets/999999/activate", {"csrf_token": token})
+    assert no_version.status_code == 404 and 'role="alert"' in no_version.text
+    no_event = admin_browser.post("/app/admin/notifications/nope/retry", {"csrf_token": token})
+    assert no_event.status_code == 404
+    forged = admin_browser.post("/app/admin/rulesets/1/activate", {"csrf_token": "forged"})
+    assert forged.status_code == 403
 
 
 def test_change_password_and_close_the_account(browser: Browser, gateway_url: str) -> None:

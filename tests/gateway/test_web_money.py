@@ -11,25 +11,11 @@ Page hooks used (gateway/web/__init__.py): #deposit-form #withdraw-form #transfe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.support import PASSWORD, Browser, alert_text, forms_in, link_href, text_of
-
-
-@pytest.fixture
-def browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def api(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=15) as client:
-        yield client
 
 
 def _bearer(api: httpx.Client, username: str) -> dict[str, str]:

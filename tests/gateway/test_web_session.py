@@ -8,19 +8,9 @@ Page hooks used (documented in gateway/web/__init__.py): #login-form, #register-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from tests.support import PASSWORD, Browser, alert_text, forms_in, unique_name
-
-
-@pytest.fixture
-def browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    yield client
-    client.close()
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, str]:
@@ -157,3 +147,14 @@ def test_a_script_in_a_username_is_shown_escaped(browser: Browser) -> None:
     assert response.status_code in (400, 401)
     assert hostile not in response.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+def test_an_unknown_page_is_a_404_page(browser: Browser, gateway_url: str) -> None:
+    response = browser.get("/app/no-such-page")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'role="alert"' in response.text and "content-security-policy" in response.headers
+    # The API's unknown paths keep the JSON error.
+    api = httpx.get(f"{gateway_url}/no-such-endpoint", timeout=15)
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    assert browser.get("/app/static/app.css").headers["content-type"].startswith("text/css")

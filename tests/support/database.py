@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
+from common.pg_databases import create_database, drop_database
 from wallet_service.schema import accounts, ledger_entries, outbox_events, transactions, users
 from wallet_service.store import SqlStore
 
@@ -70,17 +71,15 @@ class PgDatabases:
     def __call__(self) -> str:
         require_postgres()
         name = f"wallet_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(PG_ADMIN_DSN, name)
         self.created.append(name)
         return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
     def drop_all(self) -> None:
         if not self.created:
             return
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            for name in self.created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in self.created:
+            drop_database(PG_ADMIN_DSN, name)
 
 
 def database_url(backend: str, tmp_dir: Path, create_pg_database: CreateDatabase) -> str:

@@ -5,12 +5,10 @@ by design, do. A new wallet module is a domain module until it is added to ADAPT
 
 from __future__ import annotations
 
-import json
 import pkgutil
-import subprocess
-import sys
 
 import wallet_service
+from tests.support.layering import forbidden_imports
 
 FORBIDDEN = {"sqlalchemy", "alembic", "grpc", "grpc_status", "fastapi", "starlette"}
 
@@ -31,19 +29,6 @@ ADAPTERS = {
     "service_account_servicer",  # gRPC (the service-account part of the servicer)
     "store",  # the SQL implementation of store_contract (and of limits.LoginAttempts)
 }
-
-_PROBE = """
-import importlib, json, sys
-forbidden = set(sys.argv[1].split(","))
-found = {}
-for name in sys.argv[2:]:
-    importlib.import_module(name)
-    loaded = sorted({m.split(".")[0] for m in sys.modules} & forbidden)
-    if loaded:
-        found[name] = loaded
-        break  # later modules would be blamed for what this one loaded
-print(json.dumps(found))
-"""
 
 
 def _domain_modules() -> list[str]:
@@ -70,11 +55,4 @@ def test_domain_and_use_case_modules_import_no_sql_grpc_or_web_framework() -> No
         "wallet_service.models",
         "wallet_service.events",
     } <= set(modules)
-    run = subprocess.run(
-        [sys.executable, "-c", _PROBE, ",".join(sorted(FORBIDDEN)), *modules],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert json.loads(run.stdout) == {}
+    assert forbidden_imports(modules, FORBIDDEN) == {}

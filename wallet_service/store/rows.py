@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from common.records import build
 from wallet_service.identity import canonical_username
 from wallet_service.models import (
     Decision,
@@ -26,18 +27,14 @@ from wallet_service.models import (
 
 
 def user_from_row(row: Row[Any]) -> User:
-    return User(
-        id=row.id,
-        username=row.username,
+    return build(
+        User,
+        row,
         role=Role(row.role),
         created_at=as_utc(row.created_at),
         deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
-        password_hash=row.password_hash,
         credentials_version=int(row.credentials_version),
         frozen_at=as_utc(row.frozen_at) if row.frozen_at else None,
-        frozen_by=row.frozen_by,
-        frozen_reason=row.frozen_reason,
-        email=row.email,
     )
 
 
@@ -74,32 +71,19 @@ def transaction_from_row(row: Row[Any]) -> Transaction:
             reasons=reasons,
             rules_version=row.fraud_rules_version or "",
         )
-    return Transaction(
-        id=row.id,
+    return build(
+        Transaction,
+        row,
         type=TxType(row.type),
         status=TxStatus(row.status),
-        currency=row.currency,
         amount_minor=int(row.amount_minor),
-        from_user_id=row.from_user_id,
-        from_username=row.from_username,
-        to_user_id=row.to_user_id,
-        to_username=row.to_username,
-        initiated_by=row.initiated_by,
-        idempotency_key=row.idempotency_key,
-        request_fingerprint=row.request_fingerprint,
         created_at=as_utc(row.created_at),
         deleted_at=as_utc(row.deleted_at) if row.deleted_at else None,
         verdict=verdict,
         flagged=bool(row.flagged),
         review_status=ReviewStatus(row.review_status) if row.review_status else None,
-        reviewed_by=row.reviewed_by,
         reviewed_at=as_utc(row.reviewed_at) if row.reviewed_at else None,
-        review_note=row.review_note,
-        reverses_transaction_id=row.reverses_transaction_id,
         reversed_by_transaction_id=row.reversed_by_id,
-        initiator_balance_after_minor=row.initiator_balance_after_minor,
-        note=row.note,
-        initiated_by_service=row.initiated_by_service,
     )
 
 
