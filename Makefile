@@ -63,7 +63,7 @@ certs: install
 # axe-core for the browser tests' accessibility checks, from the committed package-lock.json
 # (npm ci checks its integrity hash). Without npm it says so and the axe tests skip (CI=true:
 # they fail). Re-run only when the lock file changes.
-AXE_DIR := tests/browser
+AXE_DIR := tools/axe
 AXE_JS := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 $(AXE_JS): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
 	cd $(AXE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error

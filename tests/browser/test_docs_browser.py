@@ -16,7 +16,6 @@ from tests.support.browser import (
     console_messages,
     foreign_urls,
     requested_urls,
-    screenshot,
     wait_until,
 )
 
@@ -45,7 +44,6 @@ def test_swagger_ui_renders_every_operation_offline(browser: Chromium, web_url: 
     )
     title = browser.find_element(By.CSS_SELECTOR, "#swagger-ui .info .title").text
     assert title.startswith("Digital wallet gateway")
-    screenshot(browser, "api-docs")
     urls = requested_urls(browser)
     assert f"{web_url}/openapi.json" in urls
     assert foreign_urls(urls, web_url) == []

@@ -97,7 +97,6 @@ def test_the_whole_journey_of_two_users(web: WebApp, api: httpx.Client) -> None:
     assert web.text("tx-type") == "transfer"
     assert web.text("tx-amount") == "30.25 USD"
     assert web.text("tx-balance") == "69.75 USD"
-    screenshot(web.driver, "web-transfer-done")
 
     assert _history_rows(web) == [
         f"transfer | {alice} | {bob} | 30.25 USD | completed",

@@ -33,8 +33,7 @@ from tests.support.database import IN_CI
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_PATH", "/usr/bin/chromedriver")
 # Installed by `make axe` (npm ci from the committed package-lock.json); not committed.
-BROWSER_TESTS = Path(__file__).resolve().parents[1] / "browser"
-AXE_JS = BROWSER_TESTS / "node_modules" / "axe-core" / "axe.min.js"
+AXE_JS = Path(__file__).resolve().parents[2] / "tools/axe/node_modules/axe-core/axe.min.js"
 # Where tests save their screenshots (unset: none are taken), e.g. docs/screenshots.
 SCREENSHOTS_ENV = "WALLET_SCREENSHOTS"
 # Hang guard only: every wait returns as soon as its condition holds.
