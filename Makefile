@@ -22,7 +22,7 @@ LOCK_CMD := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras 
 	--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 .PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs \
-	proto-check contract-release
+	proto-check contract-release axe
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,9 +60,22 @@ run: install
 certs: install
 	$(PY) -m scripts.make_certs data/certs
 
+# axe-core for the browser tests' accessibility checks, from the committed package-lock.json
+# (npm ci checks its integrity hash). Without npm it says so and the axe tests skip (CI=true:
+# they fail). Re-run only when the lock file changes.
+AXE_DIR := tools/axe
+AXE_JS := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+$(AXE_JS): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(AXE_JS)
+
+axe:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AXE_JS); \
+	else echo "npm is not installed: the axe-core accessibility tests will skip"; fi
+
 # pytest exits 5 when it collected no tests: a failure too (a broken path or marker
 # expression must not pass as green).
-test: install
+test: install axe
 	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS); status=$$?; \
 		if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
 		exit $$status
@@ -117,5 +130,6 @@ chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(BUF_DIR)/node_modules
+	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(BUF_DIR)/node_modules \
+		$(AXE_DIR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
