@@ -242,17 +242,17 @@ def test_fifty_live_rules_score_every_movement_within_the_wallets_deadline(
     a late or failed score would complete the movement UNSCORED with reason `unscored`).
     Ten large_amount tiers hit each 15.00 USD deposit; the other 40 rules do not. The
     first score after the activation reloads and compiles the set, inside the deadline too."""
-    kinds = {
-        "large_amount": lambda n: {"threshold": str(1 + n)},
-        "structuring": lambda n: {"threshold": str(1000 + n)},
-        "velocity": lambda n: {"max_movements_per_hour": str(100 + n)},
-        "new_account": lambda n: {"threshold": str(1000 + n)},
-        "balance_share": lambda n: {"threshold": str(1000 + n)},
+    kinds = {  # kind: (parameter, value of tier 0)
+        "large_amount": ("threshold", 1),
+        "structuring": ("threshold", 1000),
+        "velocity": ("max_movements_per_hour", 100),
+        "new_account": ("threshold", 1000),
+        "balance_share": ("threshold", 1000),
     }
     rules = [
-        {"id": f"{kind}_{n}", "kind": kind, "params": params(n)}
+        {"id": f"{kind}_{n}", "kind": kind, "params": {param: str(first + n)}}
         for n in range(10)
-        for kind, params in kinds.items()
+        for kind, (param, first) in kinds.items()
     ]
     _, user = new_user(api)
     # The wallet's first fraud call opens its channel: not what this test is about.
