@@ -36,19 +36,19 @@ def _require_postgres_and_pgbench() -> None:
         pytest.skip(problem)
 
 
+def _bench(*args: str) -> None:
+    """Runs `python -m bench.run *args` to the end; its stderr tail if it fails."""
+    done = subprocess.run(
+        [*BENCH, *args], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
 @pytest.mark.postgres
 def test_smoke_run_reports_every_system_with_sound_books(tmp_path: Path) -> None:
     _require_postgres_and_pgbench()
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    _bench("--smoke", "--out", str(out))
 
     run = json.loads((out / "results.json").read_text())
     rows = run["rows"]
@@ -84,15 +84,7 @@ def test_bulk_smoke_moves_money_in_batches_of_100_with_sound_books(tmp_path: Pat
     transfer the clients saw succeed is in the ledger once, the books balance."""
     _require_postgres_and_pgbench()
     out = tmp_path / "results"
-    done = subprocess.run(
-        [*BENCH, "--smoke", "--systems", "bulk-pg", "--layouts", "many", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    _bench("--smoke", "--systems", "bulk-pg", "--layouts", "many", "--out", str(out))
     (row,) = json.loads((out / "results.json").read_text())["rows"]
     assert row["system"] == "bulk-pg" and row["batch_size"] == 100
     assert row["valid"] is True and row["ledger_violations"] == []
