@@ -20,8 +20,8 @@ Stable hooks for tests (ids unless said otherwise):
 - /app/deposit, /app/withdraw, /app/transfer: #<kind>-form, #amount, #currency,
   #to_username (transfer), #<kind>-submit (kind = deposit | withdraw | transfer)
 - /app/transactions: #history-filter (#filter-currency #filter-type #filter-since
-  #filter-until #filter-submit), table#transactions with tr.tx-row / a.tx-link, #next-page,
-  #first-page, #no-transactions
+  #filter-until #filter-submit; admins also #filter-username), table#transactions with
+  tr.tx-row / a.tx-link, #next-page, #first-page, #no-transactions
 - /app/transactions/<id>: #transaction (dd #tx-id #tx-type #tx-status #tx-amount
   #tx-flagged #tx-from #tx-to #tx-time); admins: #fraud (#tx-score #tx-decision
   #tx-rules-version, ul#fraud-reasons, #tx-review-status), #review-form

@@ -74,8 +74,11 @@ async def history(
     until: Text = "",
     cursor: Annotated[str, Query(max_length=512)] = "",
     limit: Limit = None,
+    username: Annotated[str, Query(max_length=128, description="Admin only")] = "",
 ) -> Response:
     filters = {"currency": currency, "type": tx_type, "since": since, "until": until}
+    if username:
+        filters["username"] = username
     if limit:
         filters["limit"] = str(limit)
     request = wallet_pb2.ListTransactionsRequest(
@@ -85,6 +88,7 @@ async def history(
         type=tx_type,
         since=day_start(since),
         until=day_start(until, next_day=True),
+        username=username,
     )
     reply = await attempt(page.call(page.stub.ListTransactions, request))
     error = reply if isinstance(reply, ApiError) else None

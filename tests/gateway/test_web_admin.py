@@ -47,7 +47,7 @@ ADMIN_PAGES = (
 def test_a_normal_user_gets_403_on_every_admin_page(browser: Browser) -> None:
     browser.register_and_login()
     assert 'id="nav-admin"' not in browser.page("/")
-    for path in ADMIN_PAGES:
+    for path in (*ADMIN_PAGES, f"/app/transactions?username={ADMIN_USERNAME}"):
         response = browser.get(path)
         assert response.status_code == 403, path
         assert 'role="alert"' in response.text
@@ -109,6 +109,10 @@ def test_admin_reverses_and_freezes(browser: Browser, admin_browser: Browser) ->
     reversal = admin_browser.page(reversed_.headers["location"])
     assert text_of(reversal, "tx-type") == "reversal"
     assert text_of(browser.page("/"), "balance-USD") == "0.00 USD"
+    # The detail links the user to their history, which admins may read.
+    user_history = admin_browser.page(f"/app/transactions?username={username}")
+    assert user_history.count('class="tx-row"') == 2
+    assert f"Transaction history of {username}" in user_history
 
     frozen = admin_browser.submit(
         "/app/admin/flagged", "freeze-form", username=username, reason="checking"

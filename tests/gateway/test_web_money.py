@@ -11,6 +11,7 @@ Page hooks used (gateway/web/__init__.py): #deposit-form #withdraw-form #transfe
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -77,6 +78,27 @@ def test_the_same_form_posted_twice_moves_money_once(browser: Browser, api: http
     assert _balance(api, _bearer(api, username)) == "25.00"
     # Each render carries a fresh key: a second deposit from a new form moves again.
     assert browser.form("/app/deposit", "deposit-form").idempotency_key != form.idempotency_key
+
+
+def test_the_same_form_posted_concurrently_moves_money_once(
+    browser: Browser, api: httpx.Client, gateway_url: str
+) -> None:
+    """Clicks that race (no script to disable the button): the wallet answers each with
+    the one transaction."""
+    username = browser.register_and_login()
+    form = browser.form("/app/deposit", "deposit-form")
+    fields = {**form.fields, "amount": "7.00"}
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=gateway_url, cookies=browser.http.cookies, timeout=15) as c:
+            return c.post(form.action, data=fields)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(post, range(4)))
+
+    assert {a.status_code for a in answers} == {303}
+    assert len({a.headers["location"] for a in answers}) == 1
+    assert _balance(api, _bearer(api, username)) == "7.00"
 
 
 @pytest.mark.parametrize("amount", ["12.345", "abc", "-5", "0"])
