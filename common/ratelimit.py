@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio
@@ -191,25 +191,38 @@ def _store_down(exc: Exception) -> Decision:
     return ALLOWED
 
 
-class RedisRateLimiter:
+# Both Redis clients: a store that does not answer fails the hit fast (and lets it through).
+_REDIS_OPTIONS: dict[str, Any] = {
+    "socket_timeout": _REDIS_TIMEOUT_SECONDS,
+    "socket_connect_timeout": _REDIS_TIMEOUT_SECONDS,
+}
+
+
+class _SlidingLogKeys:
+    """What the sync and async limiters share: the key prefix and the clock (wall time, not
+    monotonic: replicas on different hosts must agree on "now")."""
+
+    def __init__(self, prefix: str, clock: Clock) -> None:
+        self._prefix = prefix
+        self._clock = clock
+
+    def _script_call(self, key: str, rule: RateLimit) -> dict[str, Any]:
+        return {"keys": [self._prefix + key], "args": _script_args(self._clock(), rule)}
+
+
+class RedisRateLimiter(_SlidingLogKeys):
     """Sliding logs in Redis, shared by every process pointed at the same URL (sync client)."""
 
     def __init__(self, url: str, *, prefix: str, clock: Clock = time.time) -> None:
-        # Wall time, not monotonic: replicas on different hosts must agree on "now".
-        self._redis: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=_REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-        )
+        super().__init__(prefix, clock)
+        self._redis: redis.Redis = redis.Redis.from_url(url, **_REDIS_OPTIONS)
         self._script = self._redis.register_script(_SLIDING_LOG)
-        self._prefix = prefix
-        self._clock = clock
 
     def hit(self, key: str, rule: RateLimit) -> Decision:
         if not rule.enabled:
             return ALLOWED
         try:
-            wait = self._script(keys=[self._prefix + key], args=_script_args(self._clock(), rule))
+            wait = self._script(**self._script_call(key, rule))
         except (RedisError, OSError) as exc:
             return _store_down(exc)
         return _from_wait(wait)
@@ -218,26 +231,19 @@ class RedisRateLimiter:
         self._redis.close()
 
 
-class AsyncRedisRateLimiter:
+class AsyncRedisRateLimiter(_SlidingLogKeys):
     """The same script through redis.asyncio, for the gateway's event loop."""
 
     def __init__(self, url: str, *, prefix: str, clock: Clock = time.time) -> None:
-        self._redis: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=_REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
-        )
+        super().__init__(prefix, clock)
+        self._redis: redis.asyncio.Redis = redis.asyncio.Redis.from_url(url, **_REDIS_OPTIONS)
         self._script = self._redis.register_script(_SLIDING_LOG)
-        self._prefix = prefix
-        self._clock = clock
 
     async def hit(self, key: str, rule: RateLimit) -> Decision:
         if not rule.enabled:
             return ALLOWED
         try:
-            wait = await self._script(
-                keys=[self._prefix + key], args=_script_args(self._clock(), rule)
-            )
+            wait = await self._script(**self._script_call(key, rule))
         except (RedisError, OSError) as exc:
             return _store_down(exc)
         return _from_wait(wait)

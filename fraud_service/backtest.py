@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from common.fraud_wire import BacktestTotals
 from fraud_service.rules import (
     NO_LIST_MATCH,
     Decision,
@@ -60,19 +61,7 @@ class RuleCounts:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Report:
-    movements: int = 0
-    flagged: int = 0
-    blocked: int = 0
-    live_flagged: int = 0
-    live_blocked: int = 0
-    live_unscored: int = 0
-    newly_caught: int = 0
-    no_longer_caught: int = 0
-    confirmed_fraud: int = 0
-    confirmed_fraud_caught: int = 0
-    cleared: int = 0
-    cleared_still_caught: int = 0
+class Report(BacktestTotals):
     rules: tuple[RuleCounts, ...] = field(default=())
 
 

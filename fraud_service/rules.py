@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 
+from common.fraud_wire import FeatureFields
+
 # ISO 4217 goes up to 4 decimals; a little headroom, but bounded so the
 # scaling below stays small and exact.
 MAX_CURRENCY_EXPONENT = 6
@@ -75,23 +77,9 @@ class Movement:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Features:
-    """The user's completed movements in the currency, not counting this one."""
-
-    account_age_seconds: int
-    count_last_hour: int
-    sum_last_hour_minor: int
-    count_last_day: int
-    sum_last_day_minor: int
-    recent_day_amounts_minor: tuple[int, ...]
-    distinct_counterparties_last_day: int
-    # Of the source account; an external account (deposits) may be negative.
-    balance_minor: int
-    # The sender's transfers to this movement's counterparty (0 when it has none).
-    count_to_counterparty_last_hour: int = 0
-    sum_to_counterparty_last_hour_minor: int = 0
-    count_to_counterparty_last_day: int = 0
-    sum_to_counterparty_last_day_minor: int = 0
+class Features(FeatureFields):
+    """The user's completed movements in the currency, not counting this one; no count or
+    sum below zero."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -306,29 +306,22 @@ class BatchItemOut(BaseModel):
 
     @classmethod
     def from_proto(cls, result: wallet_pb2.TransferItemResult, http_status: int) -> Self:
-        if result.error_code:
+        """The movement when the item succeeded, else the error (a blocked item's error still
+        names its rejected transaction)."""
+        moved = None if result.error_code else result.movement
+        error = None
+        if moved is None:
             error = BatchItemError(
                 status=http_status, code=result.error_code, message=result.error_message
             )
-            tx_id = result.transaction_id or None
-            return cls(
-                index=result.index,
-                ok=False,
-                transaction_id=tx_id,
-                flagged=None,
-                balance=None,
-                replayed=None,
-                error=error,
-            )
-        movement = result.movement
         return cls(
             index=result.index,
-            ok=True,
-            transaction_id=movement.transaction.id,
-            flagged=movement.transaction.flagged,
-            balance=movement.balance,
-            replayed=movement.replayed,
-            error=None,
+            ok=moved is not None,
+            transaction_id=moved.transaction.id if moved else result.transaction_id or None,
+            flagged=moved.transaction.flagged if moved else None,
+            balance=moved.balance if moved else None,
+            replayed=moved.replayed if moved else None,
+            error=error,
         )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from common.fraud_wire import FeatureFields
+
 
 class Role(StrEnum):
     USER = "user"
@@ -176,24 +178,9 @@ class MovementOutcome:
     replayed: bool
 
 
-@dataclass(frozen=True)
-class MovementFeatures:
+@dataclass(frozen=True, kw_only=True)
+class MovementFeatures(FeatureFields):
     """What the fraud rules see of the user's recent history in one currency."""
-
-    account_age_seconds: int
-    count_last_hour: int
-    sum_last_hour_minor: int
-    count_last_day: int
-    sum_last_day_minor: int
-    recent_day_amounts_minor: tuple[int, ...]
-    distinct_counterparties_last_day: int
-    balance_minor: int
-    # The sender's transfers to this movement's counterparty (0 without one). Defaults:
-    # features stored before these existed read as none.
-    count_to_counterparty_last_hour: int = 0
-    sum_to_counterparty_last_hour_minor: int = 0
-    count_to_counterparty_last_day: int = 0
-    sum_to_counterparty_last_day_minor: int = 0
 
 
 @dataclass(frozen=True)

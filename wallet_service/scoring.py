@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from common.fraud_wire import BacktestTotals
 from wallet_service.errors import Unavailable
 from wallet_service.models import Decision, FraudReason, FraudVerdict, MovementFeatures, TxType
 from wallet_service.money import major_to_minor
@@ -74,23 +75,11 @@ class RuleBacktest:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BacktestReport:
-    """Counts over the replayed movements (fraud.v1.BacktestReport says what each means).
-    Counts add up, so the report of a range is the sum of its chunks' (`+`)."""
+class BacktestReport(BacktestTotals):
+    """A version's backtest totals and per-rule counts. Counts add up, so the report of a
+    range is the sum of its chunks' (`+`)."""
 
     version: int
-    movements: int = 0
-    flagged: int = 0
-    blocked: int = 0
-    live_flagged: int = 0
-    live_blocked: int = 0
-    live_unscored: int = 0
-    newly_caught: int = 0
-    no_longer_caught: int = 0
-    confirmed_fraud: int = 0
-    confirmed_fraud_caught: int = 0
-    cleared: int = 0
-    cleared_still_caught: int = 0
     rules: tuple[RuleBacktest, ...] = ()
 
     def __add__(self, other: BacktestReport) -> BacktestReport:

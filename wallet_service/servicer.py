@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Protocol, TypedDict
 
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
@@ -69,53 +70,25 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
     def Deposit(
         self, request: wallet_pb2.DepositRequest, context: Context
     ) -> wallet_pb2.MovementResponse:
-        return self._movement(
-            self._service.deposit(
-                current_user(),
-                amount=request.amount,
-                currency=request.currency,
-                key=request.idempotency_key,
-            )
-        )
+        return self._movement(self._service.deposit(current_user(), **_money(request)))
 
     def Withdraw(
         self, request: wallet_pb2.WithdrawRequest, context: Context
     ) -> wallet_pb2.MovementResponse:
-        return self._movement(
-            self._service.withdraw(
-                current_user(),
-                amount=request.amount,
-                currency=request.currency,
-                key=request.idempotency_key,
-            )
-        )
+        return self._movement(self._service.withdraw(current_user(), **_money(request)))
 
     def Transfer(
         self, request: wallet_pb2.TransferRequest, context: Context
     ) -> wallet_pb2.MovementResponse:
-        return self._movement(
-            self._service.transfer(
-                current_user(),
-                to_username=request.to_username,
-                amount=request.amount,
-                currency=request.currency,
-                key=request.idempotency_key,
-            )
+        outcome = self._service.transfer(
+            current_user(), to_username=request.to_username, **_money(request)
         )
+        return self._movement(outcome)
 
     def ListTransactions(
         self, request: wallet_pb2.ListTransactionsRequest, context: Context
     ) -> wallet_pb2.ListTransactionsResponse:
-        filters = ListFilters(
-            limit=request.limit,
-            cursor=request.cursor,
-            currency=request.currency,
-            type=request.type,
-            since=request.since,
-            until=request.until,
-            include_deleted=request.include_deleted,
-            username=request.username,
-        )
+        filters = build(ListFilters, request)
         return self._page(self._service.list_transactions(current_user(), filters))
 
     def GetTransaction(
@@ -260,24 +233,14 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
     def DepositFor(
         self, request: wallet_pb2.DepositForRequest, context: Context
     ) -> wallet_pb2.MovementResponse:
-        outcome = self._for.deposit(
-            current_service(),
-            username=request.username,
-            amount=request.amount,
-            currency=request.currency,
-            key=request.idempotency_key,
-        )
+        outcome = self._for.deposit(current_service(), username=request.username, **_money(request))
         return self._movement(outcome)
 
     def WithdrawFor(
         self, request: wallet_pb2.WithdrawForRequest, context: Context
     ) -> wallet_pb2.MovementResponse:
         outcome = self._for.withdraw(
-            current_service(),
-            username=request.username,
-            amount=request.amount,
-            currency=request.currency,
-            key=request.idempotency_key,
+            current_service(), username=request.username, **_money(request)
         )
         return self._movement(outcome)
 
@@ -288,9 +251,7 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
             current_service(),
             username=request.username,
             to_username=request.to_username,
-            amount=request.amount,
-            currency=request.currency,
-            key=request.idempotency_key,
+            **_money(request),
         )
         return self._movement(outcome)
 
@@ -308,14 +269,8 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
     def ListTransactionsFor(
         self, request: wallet_pb2.ListTransactionsForRequest, context: Context
     ) -> wallet_pb2.ListTransactionsResponse:
-        filters = ListFilters(
-            limit=request.limit,
-            cursor=request.cursor,
-            currency=request.currency,
-            type=request.type,
-            since=request.since,
-            until=request.until,
-        )
+        # A service sees the user's own live history: no deleted rows, no other user.
+        filters = build(ListFilters, request, include_deleted=False, username="")
         page = self._for.transactions(current_service(), username=request.username, filters=filters)
         return self._page(page)
 
@@ -403,6 +358,24 @@ class WalletServicer(ServiceAccountMethods, wallet_pb2_grpc.WalletServiceService
             note=tx.note or "",
             initiated_by_service=tx.initiated_by_service or "",
         )
+
+
+class _MoneyRequest(Protocol):
+    amount: str
+    currency: str
+    idempotency_key: str
+
+
+class _MoneyArgs(TypedDict):
+    amount: str
+    currency: str
+    key: str
+
+
+def _money(request: _MoneyRequest) -> _MoneyArgs:
+    """What every deposit, withdrawal and transfer request carries, as the use cases name it
+    (the user's own and the ...For ones alike)."""
+    return {"amount": request.amount, "currency": request.currency, "key": request.idempotency_key}
 
 
 def _user(user: User) -> wallet_pb2.User:

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from wallet_service.errors import AlreadyExists, FailedPrecondition, WalletError
 from wallet_service.ledger import verify_ledger
-from wallet_service.models import Role, User, utc_now
+from wallet_service.models import MovementOutcome, Role, User, utc_now
 from wallet_service.money import CurrencyBook
 from wallet_service.server import build_service
 from wallet_service.service import WalletService
@@ -88,6 +88,19 @@ class LedgerMachine(RuleBasedStateMachine):
     def _amount(self, minor: int, currency: str) -> str:
         return BOOK.format_minor(minor, currency)
 
+    def _call(
+        self, kind: str, caller: User, to: int | None, amount: str, currency: str, key: str
+    ) -> MovementOutcome:
+        """The use case of `kind` (deposit, withdrawal, transfer to user `to`)."""
+        if kind == "deposit":
+            return self.service.deposit(caller, amount=amount, currency=currency, key=key)
+        if kind == "withdrawal":
+            return self.service.withdraw(caller, amount=amount, currency=currency, key=key)
+        assert to is not None
+        return self.service.transfer(
+            caller, to_username=self.users[to].username, amount=amount, currency=currency, key=key
+        )
+
     def _move(
         self, kind: str, user: int, to: int | None, minor: int, currency: str, key: str
     ) -> None:
@@ -95,19 +108,7 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = self._amount(minor, currency)
         before = dict(self.model)
         try:
-            if kind == "deposit":
-                outcome = self.service.deposit(caller, amount=amount, currency=currency, key=key)
-            elif kind == "withdrawal":
-                outcome = self.service.withdraw(caller, amount=amount, currency=currency, key=key)
-            else:
-                assert to is not None
-                outcome = self.service.transfer(
-                    caller,
-                    to_username=self.users[to].username,
-                    amount=amount,
-                    currency=currency,
-                    key=key,
-                )
+            outcome = self._call(kind, caller, to, amount, currency, key)
         except FailedPrecondition as error:
             assert error.code == "insufficient_funds", error.code
             assert kind != "deposit"
@@ -160,19 +161,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
         user, key, (kind, currency, amount, to), tx_id = data.draw(st.sampled_from(self.done))
-        caller = self.users[user]
-        if kind == "deposit":
-            outcome = self.service.deposit(caller, amount=amount, currency=currency, key=key)
-        elif kind == "withdrawal":
-            outcome = self.service.withdraw(caller, amount=amount, currency=currency, key=key)
-        else:
-            outcome = self.service.transfer(
-                caller,
-                to_username=self.users[to].username,
-                amount=amount,
-                currency=currency,
-                key=key,
-            )
+        outcome = self._call(kind, self.users[user], to, amount, currency, key)
         assert outcome.replayed
         assert outcome.transaction.id == tx_id
 

@@ -234,6 +234,50 @@ def test_a_window_aggregate_rule_flags_the_nth_transfer_to_one_recipient_not_the
     assert transfer(carol)["flagged"] is False  # carol's second: below the limit
 
 
+def test_fifty_live_rules_score_every_movement_within_the_wallets_deadline(
+    api: httpx.Client, admin: dict[str, str]
+) -> None:
+    """The issue's speed bound counted, not timed: with a live set of 50 rules every
+    deposit is judged by that set within the wallet's fraud deadline (200 ms by default;
+    a late or failed score would complete the movement UNSCORED with reason `unscored`).
+    Ten large_amount tiers hit each 15.00 USD deposit; the other 40 rules do not. The
+    first score after the activation reloads and compiles the set, inside the deadline too."""
+    kinds = {  # kind: (parameter, value of tier 0)
+        "large_amount": ("threshold", 1),
+        "structuring": ("threshold", 1000),
+        "velocity": ("max_movements_per_hour", 100),
+        "new_account": ("threshold", 1000),
+        "balance_share": ("threshold", 1000),
+    }
+    rules = [
+        {"id": f"{kind}_{n}", "kind": kind, "params": {param: str(first + n)}}
+        for n in range(10)
+        for kind, (param, first) in kinds.items()
+    ]
+    _, user = new_user(api)
+    # The wallet's first fraud call opens its channel: not what this test is about.
+    ok(api.post("/deposit", headers=user, json={"amount": "1.00"}), 201)
+    draft = ok(api.post("/admin/fraud/rulesets", headers=admin, json={"rules": rules}), 201)
+    version = draft["rule_set"]["version"]
+    ok(api.post(f"/admin/fraud/rulesets/{version}/activate", headers=admin))
+    deposits = 20
+    ids = [
+        ok(api.post("/deposit", headers=user, json={"amount": "15.00"}), 201)["transaction_id"]
+        for _ in range(deposits)
+    ]
+    flagged = flagged_by_id(api, admin)
+    judged = [
+        (
+            flagged[i]["fraud_decision"],
+            flagged[i]["fraud_rules_version"],
+            sorted(r["rule_id"] for r in flagged[i]["fraud_reasons"]),
+        )
+        for i in ids
+    ]
+    tiers = sorted(f"large_amount_{n}" for n in range(10))
+    assert judged == [("REVIEW", str(version), tiers)] * deposits
+
+
 def test_a_cleared_flag_with_a_7_day_snooze_stops_the_same_flag_for_that_user(
     api: httpx.Client, admin: dict[str, str]
 ) -> None:

@@ -24,7 +24,7 @@ from tests.support import (
 )
 from tests.support.notify import Clock, SmtpCatcher, events_about, store_events
 from wallet_service.channels import AlertRoute, EmlDirectoryAlertEmail, SmtpAlertEmail
-from wallet_service.events import EventType, OutboxStatus, RetryPolicy
+from wallet_service.events import Event, EventType, OutboxStatus, RetryPolicy
 from wallet_service.notifier import Notifier, NotifierConfig
 from wallet_service.store import SqlStore
 
@@ -90,15 +90,23 @@ def smtp_notifier(store: SqlStore, url: str, clock: Clock) -> Notifier:
     return Notifier(store, [SmtpAlertEmail(url, ROUTE)], config, clock=clock, rand=random.Random(1))
 
 
+def _first_attempt_answered(
+    store: SqlStore, smtp: SmtpCatcher, reply: str
+) -> tuple[Clock, Event, Notifier]:
+    """One flagged-transaction alert, and the worker's first attempt answered with `reply`."""
+    clock = Clock()
+    [event] = store_events(store, 1, clock.now, EventType.TRANSACTION_FLAGGED)
+    smtp.replies = [reply]
+    worker = smtp_notifier(store, smtp.url, clock)
+    assert worker.run_once() == 1
+    return clock, event, worker
+
+
 def test_a_temporary_smtp_refusal_is_retried(
     fresh_store: SqlStore,
     smtp: SmtpCatcher,
 ) -> None:
-    clock = Clock()
-    [event] = store_events(fresh_store, 1, clock.now, EventType.TRANSACTION_FLAGGED)
-    smtp.replies = ["451 4.3.0 try again later"]
-    worker = smtp_notifier(fresh_store, smtp.url, clock)
-    assert worker.run_once() == 1
+    clock, event, worker = _first_attempt_answered(fresh_store, smtp, "451 4.3.0 try again later")
     assert smtp.refused == 1 and smtp.accepted == []
     assert worker.run_once() == 0  # backing off
     clock.advance(60)
@@ -112,11 +120,7 @@ def test_a_permanent_smtp_refusal_dead_letters_at_once(
     fresh_store: SqlStore,
     smtp: SmtpCatcher,
 ) -> None:
-    clock = Clock()
-    [event] = store_events(fresh_store, 1, clock.now, EventType.TRANSACTION_FLAGGED)
-    smtp.replies = ["550 5.1.1 no such mailbox"]
-    worker = smtp_notifier(fresh_store, smtp.url, clock)
-    assert worker.run_once() == 1
+    clock, event, worker = _first_attempt_answered(fresh_store, smtp, "550 5.1.1 no such mailbox")
     counts = fresh_store.outbox_counts()
     assert counts[OutboxStatus.DEAD] == 1 and counts[OutboxStatus.PENDING] == 0
     # After the fix, an admin's retry sends it.

@@ -24,7 +24,7 @@ from tests.support import (
     expect_error,
     new_user,
 )
-from tests.support.notify import WebhookReceiver, store_dead_events, store_events
+from tests.support.notify import WebhookReceiver, store_dead_events, store_events, webhook_env
 from wallet_service.models import utc_now
 
 HANG_GUARD = 60.0
@@ -131,13 +131,8 @@ def test_a_dead_webhook_is_resent_after_an_admin_retry_through_rest(
     receiver.statuses = [500]  # the receiver is broken at first
     running, stub = make_wallet(
         fraud_addr,
-        NOTIFY_WORKER="true",
-        NOTIFY_POLL_MS="20",
         NOTIFY_MAX_ATTEMPTS="1",
-        WEBHOOK_URLS=receiver.url,
-        WEBHOOK_SECRETS="s3cret",
-        FRAUD_ALERT_EMAILS="",
-        MAIL_DIR=str(tmp_path / "mail"),
+        **webhook_env(receiver.url, "s3cret", tmp_path / "mail"),
     )
     victim, _ = new_user(stub)
     with httpx.Client(base_url=start_gateway(running.addr), timeout=HANG_GUARD) as api:

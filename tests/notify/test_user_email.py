@@ -27,7 +27,7 @@ from tests.support import (
     unique_name,
 )
 from tests.support.grpc_clients import Account
-from tests.support.notify import SmtpCatcher
+from tests.support.notify import SmtpCatcher, worker_env
 from wallet_service.emails import normalized_email
 from wallet_service.events import OutboxStatus
 
@@ -132,12 +132,7 @@ def test_a_transfer_is_mailed_to_the_recipient_who_gave_an_email(
     make_wallet: Any, fraud_addr: str, smtp: SmtpCatcher, start_gateway: StartGateway
 ) -> None:
     running, stub = make_wallet(
-        fraud_addr,
-        NOTIFY_WORKER="true",
-        NOTIFY_POLL_MS="20",
-        SMTP_URL=smtp.url,
-        MAIL_FROM="wallet@example.test",
-        FRAUD_ALERT_EMAILS="",
+        fraud_addr, **worker_env(SMTP_URL=smtp.url, MAIL_FROM="wallet@example.test")
     )
     sender, silent, mailed = _account(stub), _account(stub), _account(stub)
     with httpx.Client(base_url=start_gateway(running.addr), timeout=HANG_GUARD) as api:

@@ -218,42 +218,23 @@ def test_deposit_transfer_and_refused_withdrawal_move_the_three_processes_counte
             == 1
         ), method
     moves = "wallet_movements_total"
-    assert (
-        _delta(
-            before_wallet,
-            after_wallet,
-            moves,
-            type="deposit",
-            currency="USD",
-            outcome="completed",
-            reason="",
-        )
-        == 1
-    )
-    assert (
-        _delta(
-            before_wallet,
-            after_wallet,
-            moves,
-            type="transfer",
-            currency="USD",
-            outcome="completed",
-            reason="",
-        )
-        == 1
-    )
-    assert (
-        _delta(
-            before_wallet,
-            after_wallet,
-            moves,
-            type="withdrawal",
-            currency="USD",
-            outcome="refused",
-            reason="insufficient_funds",
-        )
-        == 1
-    )
+    for kind, outcome, reason in (
+        ("deposit", "completed", ""),
+        ("transfer", "completed", ""),
+        ("withdrawal", "refused", "insufficient_funds"),
+    ):
+        assert (
+            _delta(
+                before_wallet,
+                after_wallet,
+                moves,
+                type=kind,
+                currency="USD",
+                outcome=outcome,
+                reason=reason,
+            )
+            == 1
+        ), kind
     moved = "wallet_moved_minor_units_total"
     assert _delta(before_wallet, after_wallet, moved, type="deposit", currency="USD") == 10010
     assert _delta(before_wallet, after_wallet, moved, type="transfer", currency="USD") == 4005

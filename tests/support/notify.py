@@ -133,6 +133,17 @@ class SmtpCatcher:
         return reply
 
 
+def worker_env(**channels: str) -> dict[str, str]:
+    """A wallet's settings with its outbox delivery worker on (polling every 20 ms) and no
+    fraud alert emails, plus `channels` (webhook URLs, SMTP, a mail directory, ...)."""
+    return {"NOTIFY_WORKER": "true", "NOTIFY_POLL_MS": "20", "FRAUD_ALERT_EMAILS": "", **channels}
+
+
+def webhook_env(hook_url: str, secret: str, mail_dir: Path) -> dict[str, str]:
+    """`worker_env` posting every event to the webhook `hook_url` signed with `secret`."""
+    return worker_env(WEBHOOK_URLS=hook_url, WEBHOOK_SECRETS=secret, MAIL_DIR=str(mail_dir))
+
+
 def start_notifying_wallet(
     spawn: SpawnService, url: str, hook: WebhookReceiver, work_dir: Path, **env: str
 ) -> ServiceProcess:
@@ -148,12 +159,7 @@ def start_notifying_wallet(
         JWT_SECRET_KEY=TEST_JWT_SECRET,
         FRAUD_ADDR="",  # the in-process seed rule: 10,000 and more is flagged
         WALLET_GRACE_SECONDS="1",
-        NOTIFY_WORKER="true",
-        NOTIFY_POLL_MS="20",
-        WEBHOOK_URLS=hook.url,
-        WEBHOOK_SECRETS="process-secret",
-        FRAUD_ALERT_EMAILS="",
-        MAIL_DIR=str(work_dir / "mail"),
+        **webhook_env(hook.url, "process-secret", work_dir / "mail"),
         **env,
     )
     process.address = addr

@@ -14,6 +14,7 @@ from tests.support import (
     Account,
     Metadata,
     RunningWallet,
+    ServiceClient,
     Stub,
     bearer,
     create_service_account,
@@ -43,6 +44,12 @@ def deposit_for(
         username=username, amount=amount, currency="USD", idempotency_key=key or uuid.uuid4().hex
     )
     return stub.DepositFor(request, metadata=auth)
+
+
+def _payroll(stub: Stub, admin: Account) -> tuple[ServiceClient, Metadata]:
+    """A new service account allowed to deposit, and its bearer token."""
+    payroll = create_service_account(stub, admin.metadata, ["deposits:write"])
+    return payroll, service_auth(stub, payroll)
 
 
 def test_a_service_with_deposits_write_credits_a_user_and_is_named(
@@ -167,8 +174,7 @@ def test_transfer_for_moves_the_named_users_money(stub: Stub, admin: Account) ->
 
 
 def test_frozen_users_and_fraud_rules_apply_as_for_the_user(stub: Stub, admin: Account) -> None:
-    payroll = create_service_account(stub, admin.metadata, ["deposits:write"])
-    auth = service_auth(stub, payroll)
+    _, auth = _payroll(stub, admin)
     user = someone(stub)
     large = deposit_for(stub, auth, user.username, "20000.00")
     assert large.transaction.flagged  # scored: over the review threshold
@@ -188,8 +194,7 @@ def test_frozen_users_and_fraud_rules_apply_as_for_the_user(stub: Stub, admin: A
 
 
 def test_a_disabled_accounts_token_stops_moving_money_at_once(stub: Stub, admin: Account) -> None:
-    payroll = create_service_account(stub, admin.metadata, ["deposits:write"])
-    auth = service_auth(stub, payroll)
+    payroll, auth = _payroll(stub, admin)
     user = someone(stub)
     deposit_for(stub, auth, user.username, "3.00")
     stub.DisableServiceAccount(

@@ -33,7 +33,6 @@ from tests.support import (
     held_fraud_server,
     json_logs,
     new_user,
-    run_to_exit,
 )
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
@@ -235,25 +234,3 @@ def test_acknowledged_operations_survive_kill_9(
     balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance
     assert balance == f"{len(ids)}.00"  # and the balance agrees with the history
     assert process.terminate(timeout=20) == 0
-
-
-@pytest.mark.parametrize(
-    ("secret", "message"),
-    [("", "JWT_SECRET_KEY is required"), ("changeme", "too weak"), ("short-secret", "too weak")],
-)
-def test_production_refuses_a_missing_or_weak_secret(
-    spawn: SpawnService, tmp_path: Path, secret: str, message: str
-) -> None:
-    code, output = run_to_exit(
-        spawn(
-            "wallet",
-            "wallet_service",
-            APP_ENV="production",
-            JWT_SECRET_KEY=secret,
-            WALLET_DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}",
-            WALLET_ADDR=free_address(),
-        )
-    )
-    assert code == 2
-    assert message in output
-    assert "Traceback" not in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -38,22 +37,16 @@ def user_from_row(row: Row[Any]) -> User:
     )
 
 
-def new_user_row(
-    user_id: str,
-    username: str,
-    password_hash: str,
-    role: Role,
-    now: datetime,
-    email: str | None = None,
-) -> dict[str, Any]:
+def new_user_row(user: User) -> dict[str, Any]:
+    """The `users` row that inserts the new `user` (never frozen, no credentials change)."""
     return {
-        "email": email,
-        "id": user_id,
-        "username": username,
-        "username_canonical": canonical_username(username),
-        "password_hash": password_hash,
-        "role": role.value,
-        "created_at": now,
+        "email": user.email,
+        "id": user.id,
+        "username": user.username,
+        "username_canonical": canonical_username(user.username),
+        "password_hash": user.password_hash,
+        "role": user.role.value,
+        "created_at": user.created_at,
     }
 
 

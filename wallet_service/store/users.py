@@ -37,28 +37,36 @@ class UserQueries:
         now: datetime,
         email: str | None = None,
     ) -> User:
-        row = new_user_row(user_id, username, password_hash, role, now, email)
-        try:
-            self._db.write(lambda conn: conn.execute(insert(users).values(**row)))
-        except IntegrityError as exc:
-            raise AlreadyExists("username_taken", f"Username {username!r} is taken") from exc
-        return User(
+        user = User(
             id=user_id,
             username=username,
             role=role,
             created_at=now,
             deleted_at=None,
             password_hash=password_hash,
-            credentials_version=0,
             email=email,
         )
+        row = new_user_row(user)
+        try:
+            self._db.write(lambda conn: conn.execute(insert(users).values(**row)))
+        except IntegrityError as exc:
+            raise AlreadyExists("username_taken", f"Username {username!r} is taken") from exc
+        return user
 
     def ensure_admin(
         self, *, user_id: str, username: str, password_hash: str, now: datetime
     ) -> User:
         # One INSERT ... ON CONFLICT DO NOTHING: replicas bootstrapping together cannot race,
         # and an existing holder of the name is never changed here (the service decides).
-        row = new_user_row(user_id, username, password_hash, Role.ADMIN, now)
+        admin = User(
+            id=user_id,
+            username=username,
+            role=Role.ADMIN,
+            created_at=now,
+            deleted_at=None,
+            password_hash=password_hash,
+        )
+        row = new_user_row(admin)
         stmt = self._db.insert(users).values(**row).on_conflict_do_nothing()
         self._db.write(lambda conn: conn.execute(stmt))
         with self._db.read() as conn:
