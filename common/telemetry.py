@@ -136,5 +136,8 @@ def build_telemetry(
     return Telemetry(
         service_name=service_name,
         tracer_provider=provider,
-        spans_on_request_only=not exporting and not os.environ.get("OTEL_TRACES_SAMPLER"),
+        # OTEL_SDK_DISABLED=true: no spans and no trace ids at all, OpenTelemetry's own way.
+        spans_on_request_only=not exporting
+        and not os.environ.get("OTEL_TRACES_SAMPLER")
+        and os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 import grpc
 import pytest
@@ -15,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from common.logs import JsonFormatter
-from common.telemetry import TelemetrySettings, build_telemetry
+from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server
 from fraud_service.settings import FraudSettings
 from tests.support import score_request
@@ -56,15 +57,12 @@ def test_with_an_exporter_every_span_is_recorded_and_exported() -> None:
     assert [s.name for s in exporter.get_finished_spans()] == ["request"]
 
 
-def test_a_server_without_an_exporter_keeps_each_requests_trace_in_its_log_line() -> None:
-    """The servers' tracing interceptor (common.grpc_server.TracingInterceptor), on a real
-    fraud server without an exporter: a request without a traceparent, or with an unsampled
-    one, records no span but its access log line carries a trace (the caller's) and a span
-    id of its own; a caller's sampled traceparent is recorded in the caller's trace."""
-    telemetry = build_telemetry("fraud_service", TelemetrySettings())
-    assert telemetry.spans_on_request_only
-    received = InMemorySpanExporter()  # added after the build: it does not change the mode
-    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(received))
+TRACE_ID, PARENT_ID = f"{SAMPLED_PARENT.trace_id:032x}", f"{SAMPLED_PARENT.span_id:016x}"
+
+
+def scores_logged(telemetry: Telemetry, *flags: str) -> list[dict[str, Any]]:
+    """One Score on a real fraud server per entry of `flags` (a traceparent's flags, ""
+    for none); the access log line of each, parsed."""
     built = create_server(FraudSettings(addr="127.0.0.1:0"), telemetry)
     built.start()
     lines = io.StringIO()
@@ -74,26 +72,52 @@ def test_a_server_without_an_exporter_keeps_each_requests_trace_in_its_log_line(
     level = access.level
     access.addHandler(handler)
     access.setLevel(logging.INFO)
-    trace_id, parent_id = f"{SAMPLED_PARENT.trace_id:032x}", f"{SAMPLED_PARENT.span_id:016x}"
     try:
         with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
             score = fraud_pb2_grpc.FraudServiceStub(channel).Score
-            for flags in ("", "00", "01"):
-                metadata = (("traceparent", f"00-{trace_id}-{parent_id}-{flags}"),)
-                score(score_request(100), metadata=metadata if flags else (), timeout=10)
+            for flag in flags:
+                metadata = (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-{flag}"),)
+                score(score_request(100), metadata=metadata if flag else (), timeout=10)
     finally:
         access.removeHandler(handler)
         access.setLevel(level)
         built.stop(None)
     logged = [json.loads(line) for line in lines.getvalue().splitlines()]
-    assert [entry["method"] for entry in logged] == ["/fraud.v1.FraudService/Score"] * 3
+    assert [entry["method"] for entry in logged] == ["/fraud.v1.FraudService/Score"] * len(flags)
+    return logged
+
+
+def test_a_server_without_an_exporter_keeps_each_requests_trace_in_its_log_line() -> None:
+    """The servers' tracing interceptor (common.grpc_server.TracingInterceptor), on a real
+    fraud server without an exporter: a request without a traceparent, or with an unsampled
+    one, records no span but its access log line carries a trace (the caller's) and a span
+    id of its own; a caller's sampled traceparent is recorded in the caller's trace."""
+    telemetry = build_telemetry("fraud_service", TelemetrySettings())
+    assert telemetry.spans_on_request_only
+    received = InMemorySpanExporter()  # added after the build: it does not change the mode
+    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(received))
+    logged = scores_logged(telemetry, "", "00", "01")
     for entry in logged:
         assert len(entry["trace_id"]) == 32 and len(entry["span_id"]) == 16
-        assert entry["span_id"] != parent_id
-    assert logged[0]["trace_id"] != trace_id  # a trace of its own
-    assert [entry["trace_id"] for entry in logged[1:]] == [trace_id, trace_id]
+        assert entry["span_id"] != PARENT_ID
+    assert logged[0]["trace_id"] != TRACE_ID  # a trace of its own
+    assert [entry["trace_id"] for entry in logged[1:]] == [TRACE_ID, TRACE_ID]
     (recorded,) = received.get_finished_spans()  # only the sampled caller's request
     assert recorded.name == "/fraud.v1.FraudService/Score"
     assert recorded.context is not None
     assert f"{recorded.context.span_id:016x}" == logged[2]["span_id"]
     assert recorded.parent is not None and recorded.parent.span_id == SAMPLED_PARENT.span_id
+
+
+def test_with_the_sdk_disabled_a_server_makes_no_trace_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_SDK_DISABLED=true makes no ids (README): the servers' interceptor takes no
+    shortcut that would; a line only repeats the ids a caller sent."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    telemetry = build_telemetry("fraud_service", TelemetrySettings())
+    assert not telemetry.spans_on_request_only
+    logged = scores_logged(telemetry, "", "00", "01")
+    assert "trace_id" not in logged[0] and "span_id" not in logged[0]
+    for entry in logged[1:]:
+        assert (entry["trace_id"], entry["span_id"]) == (TRACE_ID, PARENT_ID)
