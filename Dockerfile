@@ -32,6 +32,7 @@ COPY common/ common/
 COPY fraud_service/ fraud_service/
 COPY wallet_service/ wallet_service/
 COPY gateway/ gateway/
+COPY wallet_client/ wallet_client/
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin wallet \
  && mkdir -p /app/data && chown wallet /app/data
 USER wallet

@@ -7,6 +7,13 @@ STAMP := $(VENV)/.installed
 GEN := gen
 PROTOS := protos/wallet/v1/wallet.proto protos/fraud/v1/fraud.proto
 GEN_STAMP := $(GEN)/.stamp
+# buf (proto lint + breaking-change check), pinned by tools/buf/package-lock.json; its
+# config is buf.yaml. The released contract the breaking check compares against is a
+# committed image (protos/released/README.md: how to cut a release).
+BUF_DIR := tools/buf
+BUF := $(BUF_DIR)/node_modules/.bin/buf
+BUF_STAMP := $(BUF_DIR)/node_modules/.installed
+RELEASED_CONTRACT := protos/released/wallet-fraud-v1.binpb
 # requirements.lock pins the whole tree (runtime + the dev extra) with hashes; `make lock`
 # regenerates it from pyproject.toml, keeping existing pins (PIP_COMPILE_ARGS=--upgrade to
 # move them).
@@ -14,7 +21,8 @@ PIP_TOOLS := pip-tools==7.6.2
 LOCK_CMD := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra dev \
 	--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
-.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs
+.PHONY: install proto run test test-fast lint fmt clean bench bench-tools chaos migrate lock certs \
+	proto-check contract-release axe
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,9 +60,22 @@ run: install
 certs: install
 	$(PY) -m scripts.make_certs data/certs
 
+# axe-core for the browser tests' accessibility checks, from the committed package-lock.json
+# (npm ci checks its integrity hash). Without npm it says so and the axe tests skip (CI=true:
+# they fail). Re-run only when the lock file changes.
+AXE_DIR := tools/axe
+AXE_JS := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+$(AXE_JS): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(AXE_JS)
+
+axe:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(AXE_JS); \
+	else echo "npm is not installed: the axe-core accessibility tests will skip"; fi
+
 # pytest exits 5 when it collected no tests: a failure too (a broken path or marker
 # expression must not pass as green).
-test: install
+test: install axe
 	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS); status=$$?; \
 		if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
 		exit $$status
@@ -66,6 +87,30 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory proto-check
+
+# The protos: buf lint (buf.yaml) and buf breaking against the last released contract.
+# Without npm the check cannot run: a clear message, and a failure under CI=true.
+proto-check:
+	@if [ ! -f $(BUF_STAMP) ] && ! command -v npm >/dev/null 2>&1; then \
+		echo "proto-check: npm is not installed, so buf ($(BUF_DIR)) is not either: the protos" \
+			"were NOT linted nor checked for breaking changes (install Node.js 18+ with npm)." >&2; \
+		if [ "$$CI" = "true" ]; then exit 1; fi; \
+		exit 0; \
+	fi; \
+	$(MAKE) -s --no-print-directory $(BUF_STAMP) && \
+	$(BUF) lint && \
+	$(BUF) breaking --against $(RELEASED_CONTRACT) && \
+	echo "proto-check: buf lint and buf breaking (against $(RELEASED_CONTRACT)) passed"
+
+# --ignore-scripts: the package's bin finds its platform binary by itself.
+$(BUF_STAMP): $(BUF_DIR)/package.json $(BUF_DIR)/package-lock.json
+	cd $(BUF_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# Cut a release of the contract: the image `buf breaking` compares against from now on.
+contract-release: $(BUF_STAMP)
+	$(BUF) build --exclude-source-info -o $(RELEASED_CONTRACT)
 
 fmt: install
 	$(VENV)/bin/ruff format .
@@ -85,5 +130,6 @@ chaos: install
 	$(PY) -m chaos.run $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(BUF_DIR)/node_modules \
+		$(AXE_DIR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

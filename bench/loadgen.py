@@ -9,8 +9,10 @@ timings, the seed and the process ids whose CPU time is read around the timed wi
 Phases, in this order:
 1. setup (not timed): register and log in every user, fund every account with deposits;
 2. warm-up: `clients` closed-loop workers run transfers, nothing is recorded;
-3. timed window of `duration` seconds: every completed call's latency and result is
-   recorded, CPU time of every named process is read at its start and at its end;
+3. timed window of `duration` seconds, stretched until at least one call has completed in
+   it (a loaded machine gets a longer window, never an empty one; tps divides by the real
+   length): every completed call's latency and result is recorded, CPU time of every named
+   process is read at its start and at its end;
 4. drain: the workers finish the call they are in and stop.
 
 Each transfer picks a random sender (whose token it uses) and a different random
@@ -41,7 +43,7 @@ from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
 from bench import wrk_driver
 from bench.procstat import cpu_delta, cpu_snapshot
-from common.rpc_errors import decode_rpc_error
+from wallet_client.errors import decode_rpc_error
 
 PASSWORD = "bench-password-123"
 CURRENCY = "USD"
@@ -229,6 +231,10 @@ class Window:
     ok_total: int = 0  # every successful transfer, warm-up and drain included
     transfers_ok: int = 0  # bulk only: transfers in the window (latencies are per call)
     sent_total: int = 0
+    # Set by the first call that completes inside the window: the window ends after its
+    # duration AND at least one completed call, so a slow (loaded) machine gets a longer
+    # window instead of an empty one.
+    first_completed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _amount(rng: random.Random) -> str:
@@ -252,6 +258,7 @@ async def _worker(
         window.sent_total += 1
         window.ok_total += result.ok
         if window.recording:
+            window.first_completed.set()
             window.codes[result.code] += 1
             if result.ok:
                 window.latencies.append(elapsed)
@@ -282,6 +289,7 @@ async def _bulk_worker(
         window.sent_total += len(results)
         window.ok_total += oks
         if window.recording:
+            window.first_completed.set()
             window.latencies.append(elapsed)
             window.transfers_ok += oks
             for result in results:
@@ -439,6 +447,7 @@ async def run(spec: Spec) -> dict[str, Any]:
         window.recording = True
         started = time.perf_counter()
         await asyncio.sleep(spec.duration)
+        await window.first_completed.wait()
         window.recording = False
         elapsed = time.perf_counter() - started
         after = cpu_snapshot(pids, spec.trees)

@@ -22,6 +22,18 @@ SYSTEM_ORDER = list(SYSTEM_LABELS)
 TARGET_P99_CLIENTS = 32
 
 
+def _base_and_processes(system: str) -> tuple[str, int]:
+    """`grpc-pg@2p` (bench.run.system_name) -> ("grpc-pg", 2); `grpc-pg` -> ("grpc-pg", 1)."""
+    base, _, processes = system.partition("@")
+    return base, int(processes.rstrip("p") or 1)
+
+
+def system_label(system: str) -> str:
+    base, processes = _base_and_processes(system)
+    label = SYSTEM_LABELS.get(base, base)
+    return label if processes == 1 else f"{label}, {processes} wallet processes"
+
+
 def add_derived(rows: list[dict[str, Any]]) -> None:
     """CPU per 1,000 transfers, ratio to pgbench and to direct gRPC, in place."""
     by_key = {(r["system"], r["layout"], r["clients"]): r for r in rows}
@@ -89,9 +101,13 @@ def _ratio_lines(
     return lines
 
 
-def _sort_key(row: dict[str, Any]) -> tuple[str, int, int]:
-    order = SYSTEM_ORDER.index(row["system"]) if row["system"] in SYSTEM_ORDER else 99
-    return (row["layout"], order, row["clients"])
+def _system_order(system: str) -> tuple[int, int]:
+    base, processes = _base_and_processes(system)
+    return (SYSTEM_ORDER.index(base) if base in SYSTEM_ORDER else 99, processes)
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[str, tuple[int, int], int]:
+    return (row["layout"], _system_order(row["system"]), row["clients"])
 
 
 def _per_second(seconds: float | None, row: dict[str, Any]) -> float | None:
@@ -155,7 +171,8 @@ def markdown(run: dict[str, Any]) -> str:
             f"| {'ok' if r['valid'] else 'INVALID: ' + '; '.join(r['ledger_violations'])[:200]} |"
         )
     out += ["", "Systems:", ""]
-    out += [f"- `{name}`: {label}" for name, label in SYSTEM_LABELS.items()]
+    present = sorted({r["system"] for r in rows} - set(SYSTEM_LABELS), key=_system_order)
+    out += [f"- `{name}`: {system_label(name)}" for name in [*SYSTEM_LABELS, *present]]
     out.append("")
     return "\n".join(out)
 
@@ -169,7 +186,7 @@ def chart(run: dict[str, Any], path: Path) -> None:
     layouts = list(dict.fromkeys(r["layout"] for r in run["rows"]))
     fig, axes = plt.subplots(1, len(layouts), figsize=(6 * len(layouts), 4.5), squeeze=False)
     for ax, layout in zip(axes[0], layouts, strict=True):
-        for system in SYSTEM_ORDER:
+        for system in sorted({r["system"] for r in run["rows"]}, key=_system_order):
             points = sorted(
                 (r["clients"], r["tps"])
                 for r in run["rows"]
@@ -177,7 +194,7 @@ def chart(run: dict[str, Any], path: Path) -> None:
             )
             if points:
                 xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="o", label=SYSTEM_LABELS[system])
+                ax.plot(xs, ys, marker="o", label=system_label(system))
         ax.set_xscale("log", base=2)
         clients = sorted({r["clients"] for r in run["rows"]})
         ax.set_xticks(clients, [str(c) for c in clients])

@@ -61,6 +61,7 @@ class Config:
     profile_mode: str
     keep_logs: bool
     http_driver: str = "httpx"
+    wallet_processes: tuple[int, ...] = (1,)
 
     def users(self, layout: str) -> int:
         return self.many_users if layout == "many" else self.hot_users
@@ -91,6 +92,12 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--hot-users", type=int, help="users in the `hot` layout (4; smoke 3)")
     p.add_argument("--wallet-workers", type=int, default=32, help="WALLET_WORKERS (default 32)")
     p.add_argument("--db-pool-size", type=int, default=20, help="WALLET_DB_POOL_SIZE (20)")
+    p.add_argument(
+        "--wallet-processes",
+        default="1",
+        help="WALLET_PROCESSES values to run each PostgreSQL wallet system with (default 1; "
+        "e.g. 1,2: a cell per value; N > 1 is reported as system `<name>@Np`)",
+    )
     p.add_argument("--out", help="output directory (default bench/results; smoke: a temp dir)")
     p.add_argument("--profile", help="py-spy the wallet/gateway in each window into this dir")
     p.add_argument(
@@ -112,10 +119,13 @@ def parse_args(argv: list[str] | None) -> Config:
         layouts = _csv(a.layouts, LAYOUTS)
         systems = _csv(a.systems, SYSTEMS)
         clients = [int(c) for c in _csv(a.clients or ("2" if a.smoke else "1,8,32,64"))]
+        processes = [int(n) for n in _csv(a.wallet_processes)]
     except (argparse.ArgumentTypeError, ValueError) as exc:
         p.error(str(exc))
     if any(c < 1 for c in clients):
         p.error("client counts must be >= 1")
+    if not processes or any(n < 1 for n in processes):
+        p.error("wallet processes must be >= 1")
     out = a.out or (tempfile.mkdtemp(prefix="bench-smoke-") if a.smoke else "bench/results")
     return Config(
         smoke=a.smoke,
@@ -134,6 +144,7 @@ def parse_args(argv: list[str] | None) -> Config:
         profile_mode=a.profile_mode,
         keep_logs=a.keep_logs,
         http_driver=_http_driver(a.http_driver, smoke=a.smoke),
+        wallet_processes=tuple(sorted(set(processes))),
     )
 
 
@@ -230,21 +241,25 @@ class Bench:
 
     # -- wallet systems -------------------------------------------------------------------
 
-    def wallet_cell(self, system: str, layout: str, clients: int) -> dict[str, Any]:
+    def wallet_cell(
+        self, system: str, layout: str, clients: int, processes: int = 1
+    ) -> dict[str, Any]:
         assert self.fraud is not None
-        cell = f"{system}-{layout}-c{clients}"
+        name = system_name(system, processes)
+        cell = f"{name}-{layout}-c{clients}"
         cell_dir = self.work_dir / cell
         cell_dir.mkdir(parents=True, exist_ok=True)
         on_pg = system.endswith("-pg")
         dbname = f"bench_wallet_{uuid.uuid4().hex[:10]}"
         url = self.pg.sqlalchemy_url(dbname) if on_pg else f"sqlite:///{cell_dir / 'wallet.db'}"
-        row = _empty_row(system, layout, clients)
+        row = _empty_row(name, layout, clients)
         row["users"] = self.config.users(layout)
+        row["wallet_processes"] = processes
         _log(f"{cell}: starting")
         try:
             if on_pg:
                 self.pg.create_database(dbname)
-            row |= self._drive(system, layout, clients, url, cell_dir)
+            row |= self._drive(system, layout, clients, url, cell_dir, processes)
             row |= _check_books(url, row)
         except Exception as exc:
             row["failure"] = f"{type(exc).__name__}: {exc}"
@@ -256,7 +271,7 @@ class Bench:
         return row
 
     def _drive(
-        self, system: str, layout: str, clients: int, url: str, cell_dir: Path
+        self, system: str, layout: str, clients: int, url: str, cell_dir: Path, processes: int
     ) -> dict[str, Any]:
         assert self.fraud is not None
         started: list[Service] = []
@@ -267,9 +282,15 @@ class Bench:
                 fraud_addr=self.fraud.address,
                 workers=self.config.wallet_workers,
                 pool_size=self.config.db_pool_size,
+                processes=processes,
             )
             started.append(wallet)
-            pids = {"wallet": wallet.pid, "fraud": self.fraud.pid}
+            pids = {"fraud": self.fraud.pid}
+            trees = self._trees() if system.endswith("-pg") else {}
+            if processes > 1:  # the supervisor and its worker processes
+                trees["wallet"] = wallet.pid
+            else:
+                pids["wallet"] = wallet.pid
             kind, target = "grpc", wallet.address
             if system == "gateway-pg":
                 gateway = start_gateway(cell_dir, wallet_addr=wallet.address)
@@ -288,7 +309,7 @@ class Bench:
                 fund_amount=FUND_AMOUNT,
                 fund_deposits=self.config.fund_deposits(layout),
                 pids=pids,
-                trees=self._trees() if system.endswith("-pg") else {},
+                trees=trees,
                 profile=self._profile_targets(system, layout, clients, started),
                 profile_flags=_PROFILE_FLAGS[self.config.profile_mode],
                 http_driver=self.config.http_driver,
@@ -333,17 +354,30 @@ class Bench:
                         anchor = [r | {"retried": True} for r in self.pgbench_layout(layout)]
                     rows += anchor
                 for system in wallet_systems:
-                    for clients in self.config.clients:
-                        row = self.wallet_cell(system, layout, clients)
-                        if "failure" in row:  # infrastructure (e.g. PostgreSQL restarted)
-                            _log("retrying the cell once after the server is back")
-                            _wait_for_postgres(self.pg)
-                            row = self.wallet_cell(system, layout, clients) | {"retried": True}
-                        rows.append(row)
+                    # SQLite is served by one process (WALLET_PROCESSES > 1 refuses it).
+                    counts = self.config.wallet_processes if system.endswith("-pg") else (1,)
+                    for processes in counts:
+                        for clients in self.config.clients:
+                            rows.append(self._cell_with_retry(system, layout, clients, processes))
         finally:
             if self.fraud is not None:
                 self.fraud.terminate()
         return rows
+
+    def _cell_with_retry(
+        self, system: str, layout: str, clients: int, processes: int
+    ) -> dict[str, Any]:
+        row = self.wallet_cell(system, layout, clients, processes)
+        if "failure" in row:  # infrastructure (e.g. PostgreSQL restarted)
+            _log("retrying the cell once after the server is back")
+            _wait_for_postgres(self.pg)
+            row = self.wallet_cell(system, layout, clients, processes) | {"retried": True}
+        return row
+
+
+def system_name(system: str, processes: int) -> str:
+    """How a cell's system is reported: `grpc-pg`, or `grpc-pg@2p` with 2 wallet processes."""
+    return system if processes == 1 else f"{system}@{processes}p"
 
 
 def _wait_for_postgres(pg: PgServer, timeout: float = 120.0) -> None:

@@ -31,8 +31,16 @@ def start_fraud(log_dir: Path) -> Service:
 
 
 def start_wallet(
-    log_dir: Path, *, database_url: str, fraud_addr: str, workers: int, pool_size: int
+    log_dir: Path,
+    *,
+    database_url: str,
+    fraud_addr: str,
+    workers: int,
+    pool_size: int,
+    processes: int = 1,
 ) -> Service:
+    """`processes` > 1: that many wallet processes on the port under the supervisor
+    (WALLET_PROCESSES); the Service's pid is the supervisor's, the workers its children."""
     address = f"127.0.0.1:{free_port()}"
     env = {
         "APP_ENV": "test",
@@ -42,6 +50,7 @@ def start_wallet(
         "FRAUD_ADDR": fraud_addr,
         "WALLET_WORKERS": str(workers),
         "WALLET_DB_POOL_SIZE": str(pool_size),
+        "WALLET_PROCESSES": str(processes),
         "WALLET_GRACE_SECONDS": "2",
         "ADMIN_USERNAME": "",
         "ADMIN_PASSWORD": "",

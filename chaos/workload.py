@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from common.rpc_errors import error_reason
+from wallet_client.errors import error_reason
 
 PASSWORD = "chaos-password-123"
 CURRENCIES: dict[str, int] = {"USD": 2, "EUR": 2, "JPY": 0}

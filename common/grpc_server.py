@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import filters, server_interceptor
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import server_interceptor
+from opentelemetry.propagate import extract
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from common.logs import log_fields
@@ -141,12 +146,75 @@ class RpcMetricsInterceptor(ServerInterceptorBase):
 
 
 # Health probes and reflection are polled constantly: spans of them would bury the real ones.
-_TRACED = filters.negate(
-    filters.any_of(
-        filters.service_name("grpc.health.v1.Health"),
-        filters.service_prefix("grpc.reflection."),
-    )
-)
+UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class TracingInterceptor(ServerInterceptorBase):
+    """OpenTelemetry's server interceptor, only where a span can be recorded.
+
+    Without an exporter (and without OTEL_TRACES_SAMPLER) a process records only requests
+    whose caller sent a sampled `traceparent` (common.telemetry). For every other request
+    OpenTelemetry's interceptor would still build span attributes, start a non-recording
+    span and wrap the servicer context: about a fifth of the fraud service's CPU per Score
+    (bench/README.md). Such a request gets only what its log lines and its downstream calls
+    need: the caller's trace continued (or a new trace) under a span id of its own, as the
+    SDK's sampler would have made it, attached while a unary handler runs. Health and
+    reflection calls are not traced at all (the filter is a prefix test, not OpenTelemetry's
+    per-call filter chain)."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._otel = server_interceptor(tracer_provider=telemetry.tracer_provider)
+        self._record_all = not telemetry.spans_on_request_only
+        ids = getattr(telemetry.tracer_provider, "id_generator", None)
+        self._ids: IdGenerator = ids if isinstance(ids, IdGenerator) else RandomIdGenerator()
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if handler_call_details.method.startswith(UNTRACED_PREFIXES):
+            return continuation(handler_call_details)
+        if self._record_all:
+            return self._recorded(continuation, handler_call_details)
+        metadata = handler_call_details.invocation_metadata or ()
+        parent = extract(dict(metadata))
+        caller = trace.get_current_span(parent).get_span_context()
+        handler = continuation(handler_call_details)
+        if (caller.is_valid and caller.trace_flags.sampled) or (
+            handler is not None and handler.unary_unary is None
+        ):
+            return self._recorded(lambda _details: handler, handler_call_details)
+        own = SpanContext(
+            trace_id=caller.trace_id if caller.is_valid else self._ids.generate_trace_id(),
+            span_id=self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.DEFAULT),
+            trace_state=caller.trace_state if caller.is_valid else None,
+        )
+        traced = trace.set_span_in_context(NonRecordingSpan(own), parent)
+
+        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                token = otel_context.attach(traced)
+                try:
+                    return inner(request, context)
+                finally:
+                    otel_context.detach(token)
+
+            return behavior
+
+        return wrap_unary_handler(handler, wrap)
+
+    def _recorded(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler: grpc.RpcMethodHandler[Any, Any] | None = self._otel.intercept_service(
+            continuation, handler_call_details
+        )
+        return handler
 
 
 def build_server(
@@ -165,11 +233,10 @@ def build_server(
 
     Interceptors run outermost first: the trace span encloses the metrics and the access
     log line, so that line carries the trace id."""
-    tracing = server_interceptor(tracer_provider=telemetry.tracer_provider, filter_=_TRACED)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[
-            tracing,
+            TracingInterceptor(telemetry),
             RpcMetricsInterceptor(telemetry.registry),
             AccessLogInterceptor(),
             *interceptors,

@@ -71,6 +71,9 @@ class Telemetry:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     tracer_provider: TracerProvider = field(default_factory=TracerProvider)
     metrics_port: int | None = None  # the bound scrape port, once serve_metrics ran
+    # True when only callers' sampled traceparents are recorded (no exporter, no sampler
+    # chosen): servers skip the span machinery for every other request.
+    spans_on_request_only: bool = False
     _metrics_server: Any = None
 
     @property
@@ -130,4 +133,8 @@ def build_telemetry(
         endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         log_fields(log, "exporting traces", endpoint=settings.otlp_endpoint)
-    return Telemetry(service_name=service_name, tracer_provider=provider)
+    return Telemetry(
+        service_name=service_name,
+        tracer_provider=provider,
+        spans_on_request_only=not exporting and not os.environ.get("OTEL_TRACES_SAMPLER"),
+    )

@@ -1,10 +1,16 @@
 """The live rule set and lists as each replica scores with them.
 
 Before every score a replica reads the store's generation (one primary-key row; every
-activation and list change bumps it). When it moved, the replica reloads the live rule
-set and the lists and compiles them once; otherwise it scores with what it holds. So an
-activation on any replica is in force for the very next score on every replica, with no
-restart and no polling interval. `FRAUD_STATE_CACHE_MS` may trade that for fewer reads.
+activation and list change bumps it), on a connection it keeps for that one statement
+(`store.GenerationProbe`: no pool checkout, nothing compiled per call). When it moved, the
+replica reloads the live rule set and the lists and compiles them once; otherwise it
+scores with what it holds. So an activation on any replica is in force for the very next
+score on every replica, with no restart and no polling interval. "Next", precisely: every
+score whose generation read starts after the activating transaction committed, on any
+replica; in particular every score requested after the activation call answered (it
+answers after its commit). A score already past its read when the commit lands ran
+concurrently with the activation and keeps the version it read. `FRAUD_STATE_CACHE_MS`
+may trade that for fewer reads.
 
 Without a store (`StaticRules`), the rules are the configuration's and never change.
 """

@@ -123,13 +123,14 @@ class FraudServicer(fraud_pb2_grpc.FraudServiceServicer):
         verdict = evaluate_rule_set(movement, features, live.rule_set, lists)
         if self._metrics is not None:
             self._metrics.verdict(verdict, time.perf_counter() - started)
-        log_fields(
-            log,
-            "scored",
-            logging.DEBUG,
-            score=verdict.score,
-            decision=verdict.decision.name,
-            rules=[hit.rule_id for hit in verdict.reasons],
-            rules_version=verdict.rules_version,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the fields are built only when logged
+            log_fields(
+                log,
+                "scored",
+                logging.DEBUG,
+                score=verdict.score,
+                decision=verdict.decision.name,
+                rules=[hit.rule_id for hit in verdict.reasons],
+                rules_version=verdict.rules_version,
+            )
         return verdict_to_proto(verdict, live.version)

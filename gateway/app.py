@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from common.telemetry import Telemetry, build_telemetry
 from gateway.deps import Services
+from gateway.docs import install_docs
 from gateway.errors import install_error_handlers
 from gateway.middleware import install_middleware
 from gateway.routes import (
@@ -29,6 +30,7 @@ from gateway.routes import (
     service_accounts,
 )
 from gateway.settings import GatewaySettings
+from gateway.web import install_web
 
 
 def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) -> FastAPI:
@@ -50,6 +52,9 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
         version="1.0.0",
         description="REST+JSON front of the wallet gRPC service. Amounts are decimal strings.",
         lifespan=lifespan,
+        # /docs is served from the gateway's own assets (gateway.docs); no /redoc
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     for module in (
@@ -64,6 +69,8 @@ def create_app(settings: GatewaySettings, telemetry: Telemetry | None = None) ->
     ):
         app.include_router(module.router)
     app.include_router(service_accounts.token_router)
+    install_docs(app)
+    install_web(app)  # the pages at / and /app/... (after the API: its paths win)
     install_error_handlers(app)
     install_middleware(app, settings, services.metrics)
     # Continues an incoming W3C traceparent (or starts a trace) with a span per route; the

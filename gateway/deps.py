@@ -87,7 +87,7 @@ async def get_services(request: Request) -> Services:
 # --- who is calling -----------------------------------------------------------------------------
 
 
-def _client_ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
@@ -95,7 +95,7 @@ _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /
 
 
 async def public_caller(request: Request) -> Caller:
-    return Caller(request_id=str(request.state.request_id), client_ip=_client_ip(request))
+    return Caller(request_id=str(request.state.request_id), client_ip=client_ip(request))
 
 
 async def authenticated_caller(
@@ -111,7 +111,7 @@ async def authenticated_caller(
     return Caller(
         request_id=str(request.state.request_id),
         authorization=authorization,
-        client_ip=_client_ip(request),
+        client_ip=client_ip(request),
     )
 
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.limits import IDEMPOTENCY_KEY_RULE
 from common.logs import log_fields
 from common.request_context import current_request_id
-from common.rpc_errors import RpcErrorDetails, decode_rpc_error
+from wallet_client.errors import RpcErrorDetails, decode_rpc_error
 
 log = logging.getLogger("gateway.errors")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from common.config import ConfigError, env_float, env_int, env_str
+from common.config import ConfigError, env_bool, env_float, env_int, env_str
 from common.ratelimit import RateLimit as RateLimit  # re-exported: tests and callers use it
 from common.ratelimit import env_rate_limit
 from common.telemetry import TelemetrySettings
@@ -34,6 +34,9 @@ class GatewaySettings:
     # so a client cannot dodge the per-IP login limit by sending its own header.
     forwarded_allow_ips: str = ""
     log_level: str = "INFO"
+    # The web pages' cookies carry `Secure` when this is set, or when the request itself
+    # came over TLS (set it behind a TLS-terminating proxy that is not in forwarded_allow_ips).
+    web_cookie_secure: bool = False
     # Traces only: the gateway's metrics are served on its own port at GET /metrics.
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     # GATEWAY_TLS_*: its calls to the wallet (verify it with the CA, present the certificate).
@@ -69,6 +72,7 @@ class GatewaySettings:
             ),
             forwarded_allow_ips=env.get("GATEWAY_FORWARDED_ALLOW_IPS", "").strip(),
             log_level=env_str(env, "LOG_LEVEL", defaults.log_level),
+            web_cookie_secure=env_bool(env, "WEB_COOKIE_SECURE", defaults.web_cookie_secure),
             telemetry=TelemetrySettings.from_env(env, None),
             tls=TlsSettings.from_env(env, "GATEWAY"),
         )

@@ -3,7 +3,8 @@
 Written with the openssl command line (no Python crypto package in the lock). Each
 certificate names localhost, 127.0.0.1, ::1 and its compose service name, and is good for
 both ends of a hop (serverAuth + clientAuth): a process serves and calls with one identity.
-Development only: the CA key sits beside the certificates, unencrypted.
+Development only: the CA key sits beside the certificates, unencrypted (mode 0600); the
+processes' keys are readable by all (docker-compose's containers run as another user).
 
     python -m scripts.make_certs [directory]   # default data/certs
 """
@@ -68,8 +69,10 @@ def make_certs(directory: Path = DEFAULT_DIRECTORY, names: tuple[str, ...] = PRO
     make_ca(directory)
     for name in names:
         make_leaf(directory, name)
-    for key in directory.glob("*.key"):
-        key.chmod(0o600)
+        # Readable by the containers' unprivileged user (uid 10001): docker-compose mounts
+        # each key read-only, and a bind mount keeps the host's owner and mode.
+        (directory / f"{name}.key").chmod(0o644)
+    (directory / "ca.key").chmod(0o600)  # never mounted: it signs, it is not presented
 
 
 def main() -> None:

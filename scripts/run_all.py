@@ -100,7 +100,7 @@ def main() -> None:
             f"  fraud_service  gRPC  {env['FRAUD_ADDR']}\n"
             f"  wallet_service gRPC  {env['WALLET_ADDR']}"
             f"  (grpcurl -plaintext {env['WALLET_ADDR']} list)\n"
-            f"  gateway        HTTP  {gateway}  (API docs: {gateway}/docs)\n"
+            f"  gateway        HTTP  {gateway}  (web app: {gateway}/  API docs: {gateway}/docs)\n"
             f"  metrics        {gateway}/metrics"
             f"  http://127.0.0.1:{env['WALLET_METRICS_PORT']}/metrics (wallet)"
             f"  http://127.0.0.1:{env['FRAUD_METRICS_PORT']}/metrics (fraud)\n"

@@ -8,7 +8,7 @@
 - With service credentials the client obtains a token (IssueServiceToken), refreshes it
   before it expires, and once more when the wallet answers it expired or revoked.
 - A failure is a `WalletError` with the gRPC code and the ErrorInfo reason
-  (common.rpc_errors, the one client-side reading of a wallet error).
+  (wallet_client.errors, the one client-side reading of a wallet error).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import grpc
 from wallet.v1 import wallet_pb2 as pb
 from wallet.v1 import wallet_pb2_grpc
 
-from common.rpc_errors import decode_rpc_error
+from wallet_client.errors import decode_rpc_error
 
 T = TypeVar("T")
 RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})

@@ -69,6 +69,19 @@ class OutboxEntry:
     sent_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of one delivery attempt of a claimed event: `status` (SENT, DEAD, or
+    PENDING again, due at `next_attempt_at`), the destinations that took it so far, the
+    last error."""
+
+    event_id: str
+    delivered_to: frozenset[str]
+    status: OutboxStatus
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+
+
 def movement_events(tx: Transaction) -> list[Event]:
     """What a newly recorded movement reports (nothing for a plain allowed movement)."""
     found: list[EventType] = []

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from wallet_service.events import Event, OutboxEntry, OutboxStatus, RetryPolicy
+from wallet_service.events import Event, OutboxEntry, OutboxStatus, RetryPolicy, Settlement
 from wallet_service.ids import uuid7
 from wallet_service.models import utc_now
 from wallet_service.store_contract import WalletStore
@@ -78,18 +78,26 @@ class Notifier:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        """Claim one batch of due events and deliver it; how many were claimed."""
+        """Claim one batch of due events and deliver it; how many were claimed. The
+        outcomes are recorded together (`settle_events`: one transaction for the round),
+        or sooner if the round takes half the lease, so no lease runs out unrecorded."""
+        claimed_at = self.clock()
         entries = self.store.claim_events(
             owner=self.owner,
-            now=self.clock(),
+            now=claimed_at,
             lease_seconds=self.config.lease_seconds,
             limit=self.config.batch,
         )
+        outcomes: list[Settlement] = []
         for entry in entries:
-            self._deliver(entry)
+            outcomes.append(self._deliver(entry))
+            if (self.clock() - claimed_at).total_seconds() > self.config.lease_seconds / 2:
+                self._settle(outcomes)
+                outcomes, claimed_at = [], self.clock()
+        self._settle(outcomes)
         return len(entries)
 
-    def _deliver(self, entry: OutboxEntry) -> None:
+    def _deliver(self, entry: OutboxEntry) -> Settlement:
         done, failures, permanent = set(entry.delivered_to), [], False
         for channel in self.channels:
             if channel.name in done or not channel.wants(entry.event):
@@ -100,41 +108,40 @@ class Notifier:
             except DeliveryFailed as exc:
                 failures.append(f"{channel.name}: {exc}")
                 permanent = permanent or exc.permanent
-        self._settle(entry, frozenset(done), failures, permanent)
+        return self._outcome(entry, frozenset(done), failures, permanent)
 
-    def _settle(
+    def _outcome(
         self, entry: OutboxEntry, done: frozenset[str], failures: list[str], permanent: bool
-    ) -> None:
-        now = self.clock()
-        status, retry_at = OutboxStatus.SENT, None
-        if failures:
-            retry_at = (
-                None
-                if permanent
-                else self.config.policy.next_attempt(
-                    attempts=entry.attempts, now=now, rand=self.rand
-                )
+    ) -> Settlement:
+        if not failures:
+            return Settlement(entry.event.id, done, OutboxStatus.SENT)
+        retry_at = (
+            None
+            if permanent
+            else self.config.policy.next_attempt(
+                attempts=entry.attempts, now=self.clock(), rand=self.rand
             )
-            status = OutboxStatus.PENDING if retry_at else OutboxStatus.DEAD
-            log.warning(
-                "event %s (%s) attempt %d failed, %s: %s",
-                entry.event.id,
-                entry.event.type,
-                entry.attempts,
-                "retrying" if retry_at else "dead-lettered",
-                "; ".join(failures),
-            )
-        settled = self.store.settle_event(
-            event_id=entry.event.id,
-            owner=self.owner,
-            delivered_to=done,
-            status=status,
-            next_attempt_at=retry_at,
-            error="; ".join(failures) or None,
-            now=now,
         )
-        if not settled:  # our lease ran out meanwhile: another worker owns the event now
-            log.warning("event %s: lease lost before its outcome was recorded", entry.event.id)
+        log.warning(
+            "event %s (%s) attempt %d failed, %s: %s",
+            entry.event.id,
+            entry.event.type,
+            entry.attempts,
+            "retrying" if retry_at else "dead-lettered",
+            "; ".join(failures),
+        )
+        status = OutboxStatus.PENDING if retry_at else OutboxStatus.DEAD
+        return Settlement(entry.event.id, done, status, retry_at, "; ".join(failures))
+
+    def _settle(self, outcomes: list[Settlement]) -> None:
+        if not outcomes:
+            return
+        settled = self.store.settle_events(owner=self.owner, settlements=outcomes, now=self.clock())
+        for outcome in outcomes:
+            if outcome.event_id not in settled:  # our lease ran out: another worker owns it
+                log.warning(
+                    "event %s: lease lost before its outcome was recorded", outcome.event_id
+                )
 
     # -- as a thread of the wallet process ------------------------------------------------
 
@@ -154,5 +161,7 @@ class Notifier:
             except Exception:  # the database is down, say: keep the worker alive, retry
                 log.exception("notifier round failed")
                 claimed = 0
-            if claimed == 0:
+            # A full batch means a backlog: claim again at once. Otherwise the outbox is
+            # drained; wait, so that under load each round claims a batch, not an event.
+            if claimed < self.config.batch:
                 self._stop.wait(self.config.poll_seconds)

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Protocol
 
 from wallet_service.errors import WalletError
-from wallet_service.events import OutboxEntry, OutboxStatus
+from wallet_service.events import OutboxEntry, OutboxStatus, Settlement
 from wallet_service.models import (
     MovementFeatures,
     MovementOutcome,
@@ -259,7 +259,16 @@ class WalletStore(Protocol):
         """Record an attempt's outcome and release the lease: `status` (SENT, DEAD, or
         PENDING again due at `next_attempt_at`), the destinations that took it so far, the
         last error. One UPDATE (the row locked until commit); False, nothing written, when
-        `owner` no longer holds the event (its lease expired and another worker took it)."""
+        `owner` no longer holds the event (its lease expired and another worker took it).
+        `settle_events` for one event."""
+
+    def settle_events(
+        self, *, owner: str, settlements: Sequence[Settlement], now: datetime
+    ) -> set[str]:
+        """Record the outcomes of a round of deliveries (see `settle_event`) in ONE write
+        transaction: one UPDATE per distinct outcome (every event that went through to the
+        same destinations shares one). Returns the ids settled; an event `owner` no longer
+        holds is left untouched and not returned."""
 
     def retry_dead_event(self, *, event_id: str, now: datetime) -> bool:
         """Put a dead event back to pending, due `now`, its attempts reset. One UPDATE;

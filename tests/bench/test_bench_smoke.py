@@ -92,3 +92,32 @@ def test_bulk_smoke_moves_money_in_batches_of_100_with_sound_books(tmp_path: Pat
     assert row["db_transfers"] == row["client_ok_total"]
     # Latencies are per call: far fewer calls than transfers.
     assert row["transfers_ok"] >= 100
+
+
+@pytest.mark.postgres
+def test_two_wallet_processes_are_a_cell_of_their_own_with_the_cpu_of_both(
+    tmp_path: Path,
+) -> None:
+    """--wallet-processes 1,2: grpc-pg runs once per value; the 2-process cell is
+    `grpc-pg@2p`, its wallet CPU is the supervisor's tree (both workers), its books sound."""
+    _require_postgres_and_pgbench()
+    out = tmp_path / "results"
+    args = ["--smoke", "--systems", "grpc-pg", "--layouts", "many", "--wallet-processes", "1,2"]
+    done = subprocess.run(
+        [*BENCH, *args, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    by_system = {r["system"]: r for r in rows}
+    assert set(by_system) == {"grpc-pg", "grpc-pg@2p"}
+    assert [by_system[s]["wallet_processes"] for s in ("grpc-pg", "grpc-pg@2p")] == [1, 2]
+    for row in rows:
+        assert row["valid"] is True and row["ledger_violations"] == [], row["system"]
+        assert row["db_transfers"] == row["client_ok_total"], row["system"]
+        assert row["cpu_seconds"]["wallet"] is not None, row["system"]
+    assert "2 wallet processes" in (out / "results.md").read_text()

@@ -4,6 +4,8 @@ keeping exactly one live set, activation races, lists."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 import uuid
@@ -209,6 +211,51 @@ def test_activations_racing_on_two_replicas_leave_exactly_one_live(
     ]
     assert statuses.count("live") == 1
     assert len(statuses) == 1 + 2 * rounds
+
+
+def test_each_score_reads_the_generation_on_a_kept_connection_that_outlives_a_loss(
+    start_replica: StartReplica, store_url: str
+) -> None:
+    """The per-score generation read runs on one connection kept open outside the pool
+    (fraud_service.store.GenerationProbe): it sees a commit of another replica at once,
+    holds no read open between scores (SQLite: a checkpoint is never kept waiting), and a
+    lost connection (PostgreSQL backends terminated, as a restart does) is replaced."""
+    a, b = start_replica(), start_replica()
+    store = b.built.store
+    assert store is not None
+
+    def mallory() -> fraud_pb2.ScoreRequest:
+        message = score_request(100)
+        message.movement.username = "mallory"
+        return message
+
+    assert b.score(mallory()).decision == fraud_pb2.ALLOW
+    before = store.generation()
+    assert before is not None
+    a.admin.AddListEntry(fraud_pb2.AddListEntryRequest(list="block", username="mallory"))
+    assert store.generation() == before + 1
+    assert b.score(mallory()).decision == fraud_pb2.BLOCK
+    if store_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as db:
+            db.execute("PRAGMA busy_timeout=2000")
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    else:
+        engine = sqlalchemy.create_engine(store_url)
+        try:
+            with engine.connect() as conn:
+                killed = conn.execute(
+                    sqlalchemy.text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                        " FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert killed >= 1
+    assert store.generation() == before + 1
+    assert b.score(mallory()).decision == fraud_pb2.BLOCK
 
 
 def test_an_invalid_rule_set_is_refused_naming_the_field(start_replica: StartReplica) -> None:

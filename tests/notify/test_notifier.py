@@ -9,10 +9,11 @@ import hmac
 import json
 import random
 import threading
+from datetime import timedelta
 
 from tests.support.notify import Clock, WebhookReceiver, store_events
 from wallet_service.channels import WebhookChannel
-from wallet_service.events import Event, OutboxStatus, RetryPolicy
+from wallet_service.events import Event, OutboxStatus, RetryPolicy, Settlement
 from wallet_service.notifier import Notifier, NotifierConfig
 from wallet_service.store import SqlStore
 
@@ -159,3 +160,29 @@ def test_two_workers_never_deliver_the_same_event(fresh_store: SqlStore) -> None
     assert len(first.delivered) == 5 and len(second.delivered) == 7
     assert sorted(first.delivered + second.delivered) == sorted(e.id for e in events)
     assert fresh_store.outbox_counts()[OutboxStatus.SENT] == 12
+
+
+def test_a_round_of_outcomes_is_settled_together_and_only_where_the_lease_is_held(
+    fresh_store: SqlStore,
+) -> None:
+    clock = Clock()
+    events = store_events(fresh_store, 4, clock.now)
+    mine = fresh_store.claim_events(owner="me", now=clock.now, lease_seconds=30, limit=3)
+    assert [e.event.id for e in mine] == sorted(e.id for e in events)[:3]
+    [theirs] = fresh_store.claim_events(owner="them", now=clock.now, lease_seconds=30, limit=5)
+    later = clock.now + timedelta(seconds=5)
+    outcomes = [
+        Settlement(mine[0].event.id, frozenset({"a"}), OutboxStatus.SENT),
+        Settlement(mine[1].event.id, frozenset({"a"}), OutboxStatus.SENT),
+        Settlement(mine[2].event.id, frozenset(), OutboxStatus.PENDING, later, "a: down"),
+        Settlement(theirs.event.id, frozenset({"a"}), OutboxStatus.SENT),  # not ours
+    ]
+    settled = fresh_store.settle_events(owner="me", settlements=outcomes, now=clock.now)
+    assert settled == {e.event.id for e in mine}
+    counts = fresh_store.outbox_counts()
+    assert counts[OutboxStatus.SENT] == 2 and counts[OutboxStatus.PENDING] == 2
+    retried = fresh_store.get_outbox_event(mine[2].event.id)
+    assert retried is not None and retried.last_error == "a: down"
+    assert retried.next_attempt_at == later
+    # The other worker's event is still leased to it: nobody claims it now.
+    assert fresh_store.claim_events(owner="me", now=clock.now, lease_seconds=30, limit=5) == []

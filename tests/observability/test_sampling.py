@@ -3,11 +3,22 @@ them) but keep every request's trace context; a caller's sampled `traceparent` i
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
+import grpc
 import pytest
+from fraud.v1 import fraud_pb2_grpc
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
+from common.logs import JsonFormatter
 from common.telemetry import TelemetrySettings, build_telemetry
+from fraud_service.server import create_server
+from fraud_service.settings import FraudSettings
+from tests.support import score_request
 
 SAMPLED_PARENT = SpanContext(
     trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -43,3 +54,46 @@ def test_with_an_exporter_every_span_is_recorded_and_exported() -> None:
     with telemetry.tracer.start_as_current_span("request") as span:
         assert span.is_recording()
     assert [s.name for s in exporter.get_finished_spans()] == ["request"]
+
+
+def test_a_server_without_an_exporter_keeps_each_requests_trace_in_its_log_line() -> None:
+    """The servers' tracing interceptor (common.grpc_server.TracingInterceptor), on a real
+    fraud server without an exporter: a request without a traceparent, or with an unsampled
+    one, records no span but its access log line carries a trace (the caller's) and a span
+    id of its own; a caller's sampled traceparent is recorded in the caller's trace."""
+    telemetry = build_telemetry("fraud_service", TelemetrySettings())
+    assert telemetry.spans_on_request_only
+    received = InMemorySpanExporter()  # added after the build: it does not change the mode
+    telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(received))
+    built = create_server(FraudSettings(addr="127.0.0.1:0"), telemetry)
+    built.start()
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("grpc.access")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    trace_id, parent_id = f"{SAMPLED_PARENT.trace_id:032x}", f"{SAMPLED_PARENT.span_id:016x}"
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
+            score = fraud_pb2_grpc.FraudServiceStub(channel).Score
+            for flags in ("", "00", "01"):
+                metadata = (("traceparent", f"00-{trace_id}-{parent_id}-{flags}"),)
+                score(score_request(100), metadata=metadata if flags else (), timeout=10)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+        built.stop(None)
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [entry["method"] for entry in logged] == ["/fraud.v1.FraudService/Score"] * 3
+    for entry in logged:
+        assert len(entry["trace_id"]) == 32 and len(entry["span_id"]) == 16
+        assert entry["span_id"] != parent_id
+    assert logged[0]["trace_id"] != trace_id  # a trace of its own
+    assert [entry["trace_id"] for entry in logged[1:]] == [trace_id, trace_id]
+    (recorded,) = received.get_finished_spans()  # only the sampled caller's request
+    assert recorded.name == "/fraud.v1.FraudService/Score"
+    assert recorded.context is not None
+    assert f"{recorded.context.span_id:016x}" == logged[2]["span_id"]
+    assert recorded.parent is not None and recorded.parent.span_id == SAMPLED_PARENT.span_id

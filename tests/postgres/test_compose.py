@@ -20,9 +20,18 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from common.processes import grpc_serving
 from fraud_service.settings import FraudSettings
 from gateway.settings import GatewaySettings
-from tests.support import RunningWallet, start_wallet, wallet_settings
+from scripts.make_certs import make_certs
+from tests.support import (
+    RunningWallet,
+    clean_environ,
+    start_fraud,
+    start_wallet,
+    top_level_imports,
+    wallet_settings,
+)
 from wallet_service.settings import WalletSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,8 +80,16 @@ def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return load_compose(DOTENV)
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make certs` writes to data/certs, here for TLS_CERTS_DIR."""
+    directory = tmp_path_factory.mktemp("certs")
+    make_certs(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def compose(certs: Path) -> dict[str, Any]:
+    return load_compose(DOTENV | {"TLS_CERTS_DIR": str(certs)})
 
 
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -80,10 +97,18 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
+    """The service's variables as its process reads them here: a value naming a file the
+    service bind-mounts (a TLS certificate) becomes that file's path on this machine."""
     env = service.get("environment", {})
     if isinstance(env, list):  # the `- KEY=value` form
         env = dict(item.split("=", 1) for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    mounted = {mount["target"]: mount["source"] for mount in bind_mounts(service)}
+    return {k: "" if v is None else mounted.get(str(v), str(v)) for k, v in env.items()}
+
+
+def bind_mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The long-syntax bind mounts (the short `src:dst[:ro]` strings are left out)."""
+    return [v for v in service.get("volumes", []) if isinstance(v, dict) and v["type"] == "bind"]
 
 
 def host_port(address: str) -> tuple[str, int]:
@@ -177,7 +202,7 @@ def test_fraud_listens_where_the_wallets_dial(compose: dict[str, Any]) -> None:
 
 
 def test_the_wallets_mail_through_mailpit_whose_ui_stays_on_loopback(
-    compose: dict[str, Any],
+    compose: dict[str, Any], certs: Path
 ) -> None:
     svc = services(compose)
     mailpit = svc["mailpit"]
@@ -191,7 +216,9 @@ def test_the_wallets_mail_through_mailpit_whose_ui_stays_on_loopback(
         assert (smtp.scheme, smtp.hostname, smtp.port) == ("smtp", "mailpit", 1025)
         assert notify.enabled and notify.fraud_alert_emails == ("fraud-alerts@localhost",)
         assert notify.webhook_urls == ()  # none unless configured
-    relay = load_compose(DOTENV | {"SMTP_URL": "smtps://user:pw@relay.example:465"})
+    relay = load_compose(
+        DOTENV | {"TLS_CERTS_DIR": str(certs), "SMTP_URL": "smtps://user:pw@relay.example:465"}
+    )
     notify = WalletSettings.from_env(environment(services(relay)["wallet-1"])).notify
     assert notify.smtp_url == "smtps://user:pw@relay.example:465"
 
@@ -228,10 +255,17 @@ def test_publish_port_can_be_moved(compose: dict[str, Any]) -> None:
 # -- health checks, run for real ---------------------------------------------------------------
 
 
-def run_check(test: list[str], default_addr: str, real_addr: str) -> int:
+def run_check(
+    test: list[str], default_addr: str, real_addr: str, env: Mapping[str, str] | None = None
+) -> int:
+    """Run a compose health check here, against `real_addr`, with the service's `env`
+    (its TLS variables; by default none: plaintext)."""
     assert test[0] == "CMD" and test[1] == "python", test
     command = [sys.executable, *(arg.replace(default_addr, real_addr) for arg in test[2:])]
-    return subprocess.run(command, timeout=30, capture_output=True, check=False).returncode
+    run_env = clean_environ() | dict(env or {})
+    return subprocess.run(
+        command, timeout=30, capture_output=True, check=False, env=run_env
+    ).returncode
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +289,96 @@ def test_grpc_health_checks_pass_on_live_servers_and_fail_on_dead_ones(
     assert run_check(wallet_test, "127.0.0.1:50051", "127.0.0.1:1") != 0
 
 
+# -- mutual TLS on every gRPC hop -----------------------------------------------------------------
+
+# The identity each service presents and the variables it reads it from.
+IDENTITIES = {"fraud": "FRAUD", "wallet-1": "WALLET", "wallet-2": "WALLET", "gateway": "GATEWAY"}
+
+
+def tls_variables(service: dict[str, Any], prefix: str) -> dict[str, str]:
+    return {k: v for k, v in environment(service).items() if k.startswith(f"{prefix}_TLS_")}
+
+
+def test_every_grpc_hop_is_mutual_tls_with_the_certs_of_make_certs(
+    compose: dict[str, Any], certs: Path
+) -> None:
+    svc = services(compose)
+    for name, prefix in IDENTITIES.items():
+        identity = name.split("-")[0]  # wallet-1 and wallet-2 are both `wallet`
+        raw = svc[name]["environment"]
+        assert {k: raw[k] for k in raw if k.startswith(f"{prefix}_TLS_")} == {
+            f"{prefix}_TLS_CERT": f"/certs/{identity}.crt",
+            f"{prefix}_TLS_KEY": f"/certs/{identity}.key",
+            f"{prefix}_TLS_CA": "/certs/ca.crt",
+        }, name
+        # Mounted read-only, never created when missing; the CA's key is not mounted.
+        mounts = bind_mounts(svc[name])
+        assert {m["target"]: m["source"] for m in mounts} == {
+            "/certs/ca.crt": f"{certs}/ca.crt",
+            f"/certs/{identity}.crt": f"{certs}/{identity}.crt",
+            f"/certs/{identity}.key": f"{certs}/{identity}.key",
+        }, name
+        for mount in mounts:
+            assert mount["read_only"] is True, (name, mount)
+            assert mount["bind"]["create_host_path"] is False, (name, mount)
+    tls = {
+        "fraud": FraudSettings.from_env(environment(svc["fraud"])).tls,
+        "wallet": WalletSettings.from_env(environment(svc["wallet-1"])).tls,
+        "gateway": GatewaySettings.from_env(environment(svc["gateway"])).tls,
+    }
+    for name, settings in tls.items():
+        assert settings.mutual, f"{name}: a server with a CA demands client certificates"
+        assert (settings.cert, settings.key, settings.ca) == (
+            certs / f"{name}.crt",
+            certs / f"{name}.key",
+            certs / "ca.crt",
+        )
+    # Without TLS_CERTS_DIR: what `make certs` writes, data/certs of the checkout.
+    default = services(load_compose(DOTENV))
+    sources = {m["source"] for name in IDENTITIES for m in bind_mounts(default[name])}
+    assert sources and all(source.startswith("./data/certs/") for source in sources), sources
+    assert "./data/certs/ca.key" not in sources
+
+
+@pytest.fixture(scope="module")
+def tls_servers(
+    compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """A fraud server and a wallet with the compose files' TLS settings: (fraud, wallet)."""
+    svc = services(compose)
+    fraud = start_fraud(**tls_variables(svc["fraud"], "FRAUD"))
+    fraud_addr = f"127.0.0.1:{fraud.port}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('compose-tls') / 'wallet.db'}"
+    wallet_tls = tls_variables(svc["wallet-1"], "WALLET")
+    wallet = start_wallet(wallet_settings(url, fraud_addr, **wallet_tls), "sqlite")
+    yield fraud_addr, wallet.addr
+    wallet.server.stop(0)
+    fraud.stop(0)
+
+
+def test_the_hops_and_the_health_checks_work_over_mutual_tls(
+    compose: dict[str, Any], tls_servers: tuple[str, str]
+) -> None:
+    svc = services(compose)
+    fraud_addr, wallet_addr = tls_servers
+    fraud_test = svc["fraud"]["healthcheck"]["test"]
+    wallet_test = svc["wallet-1"]["healthcheck"]["test"]
+    fraud_env = tls_variables(svc["fraud"], "FRAUD")
+    wallet_env = tls_variables(svc["wallet-1"], "WALLET")
+    # Each health check dials with its service's own identity ...
+    assert run_check(fraud_test, "127.0.0.1:50052", fraud_addr, fraud_env) == 0
+    assert run_check(wallet_test, "127.0.0.1:50051", wallet_addr, wallet_env) == 0
+    # ... which it needs: plaintext is refused.
+    assert run_check(fraud_test, "127.0.0.1:50052", fraud_addr) != 0
+    assert run_check(wallet_test, "127.0.0.1:50051", wallet_addr) != 0
+    # The hops: the wallets' identity reaches the fraud service, the gateway's the wallet.
+    wallet_tls = WalletSettings.from_env(environment(svc["wallet-1"])).tls
+    gateway_tls = GatewaySettings.from_env(environment(svc["gateway"])).tls
+    assert grpc_serving(fraud_addr, "fraud.v1.FraudService", 5.0, wallet_tls)
+    assert grpc_serving(wallet_addr, "wallet.v1.WalletService", 5.0, gateway_tls)
+    assert not grpc_serving(wallet_addr, "wallet.v1.WalletService", 5.0)
+
+
 # -- image ---------------------------------------------------------------------------------------
 
 
@@ -267,6 +391,18 @@ def test_dockerfile_generates_the_stubs_and_runs_unprivileged() -> None:
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
     for package in ("common", "fraud_service", "wallet_service", "gateway"):
         assert f"COPY {package}/ {package}/" in dockerfile, package
+    # ... and every package of this repository that those import (gen/ comes from the stage).
+    for package in sorted(
+        _first_party_imports(("common", "fraud_service", "wallet_service", "gateway"))
+    ):
+        assert f"COPY {package}/ {package}/" in dockerfile, package
+
+
+def _first_party_imports(packages: tuple[str, ...]) -> set[str]:
+    """Top-level packages of this repository imported by the modules of `packages`."""
+    first_party = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    files = [path for package in packages for path in (REPO / package).rglob("*.py")]
+    return top_level_imports(files) & first_party
 
 
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:

@@ -2,7 +2,7 @@
 (gateway), gRPC client helpers (grpc_clients), databases (database) and service processes
 (processes). Tests import from here, never from another test module or a conftest."""
 
-from common.rpc_errors import decode_rpc_error, error_reason
+from tests.support.contracts import BufWorkspace, buf_workspace
 from tests.support.database import (
     IN_CI,
     PG_ADMIN_DSN,
@@ -50,7 +50,9 @@ from tests.support.grpc_clients import (
     transfer,
     unique_name,
 )
+from tests.support.imports import imported_modules, top_level_imports
 from tests.support.lost_replies import LoseReplies
+from tests.support.packaging import install_wallet_client
 from tests.support.processes import (
     SpawnService,
     clean_environ,
@@ -91,6 +93,8 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
+from tests.support.web import Browser, Form, alert_text, all_forms, forms_in, link_href, text_of
+from wallet_client.errors import decode_rpc_error, error_reason
 
 __all__ = [
     "ADMIN_PASSWORD",
@@ -107,7 +111,10 @@ __all__ = [
     "TEST_JWT_SECRET",
     "VELOCITY",
     "Account",
+    "Browser",
+    "BufWorkspace",
     "CreateDatabase",
+    "Form",
     "GatewayThread",
     "HeldFraud",
     "LoseReplies",
@@ -125,8 +132,11 @@ __all__ = [
     "Unchanged",
     "Verdicts",
     "admin_auth",
+    "alert_text",
+    "all_forms",
     "assert_error",
     "bearer",
+    "buf_workspace",
     "clean_environ",
     "count_rows",
     "create_service_account",
@@ -140,11 +150,15 @@ __all__ = [
     "everything_at_once",
     "expect_error",
     "features",
+    "forms_in",
     "gateway_settings",
     "held_fraud_server",
     "hits",
+    "imported_modules",
+    "install_wallet_client",
     "json_logs",
     "libpq_dsn",
+    "link_href",
     "login",
     "make_process",
     "movement",
@@ -169,6 +183,8 @@ __all__ = [
     "start_wallet",
     "stub_for",
     "tally",
+    "text_of",
+    "top_level_imports",
     "transfer",
     "unique_name",
     "url_of",

@@ -11,8 +11,8 @@ import grpc
 import pytest
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from common.rpc_errors import decode_rpc_error, error_reason
 from tests.support.servers import ADMIN_PASSWORD, ADMIN_USERNAME
+from wallet_client.errors import decode_rpc_error, error_reason
 
 PASSWORD = "correct horse battery"
 

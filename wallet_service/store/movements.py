@@ -9,10 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement
 
 from wallet_service.errors import WalletError
 from wallet_service.events import Event, movement_events
@@ -23,11 +22,18 @@ from wallet_service.ledger import (
     decide_movement,
 )
 from wallet_service.models import MovementPlan, Transaction
-from wallet_service.schema import accounts, ledger_entries, transactions, users
+from wallet_service.schema import accounts, transactions
 from wallet_service.store.db import MAX_WRITE_ATTEMPTS, Db
 from wallet_service.store.outbox import add_events
 from wallet_service.store.rows import transaction_from_row, transaction_row
-from wallet_service.store.statements import PRIOR_BY_KEYS
+from wallet_service.store.statements import (
+    INSERT_ENTRIES,
+    INSERT_TRANSACTIONS,
+    LOCK_ACCOUNTS,
+    LOCK_LIVE_USERS,
+    PRIOR_BY_KEYS,
+    SET_BALANCE,
+)
 from wallet_service.store_contract import MovementResult
 
 AccountKey = tuple[str | None, str]  # (owner user id, or None for external; currency)
@@ -164,15 +170,13 @@ class _Batch:
         if self.dirty:
             by_id = {a.id: a for a in self.accounts.values()}
             self.conn.execute(
-                update(accounts)
-                .where(accounts.c.id == bindparam("account_id"))
-                .values(balance_minor=bindparam("new_balance")),
+                SET_BALANCE,
                 [{"account_id": i, "new_balance": by_id[i].balance} for i in sorted(self.dirty)],
             )
         if self.tx_rows:
-            self.conn.execute(insert(transactions), self.tx_rows)
+            self.conn.execute(INSERT_TRANSACTIONS, self.tx_rows)
         if self.entry_rows:
-            self.conn.execute(insert(ledger_entries), self.entry_rows)
+            self.conn.execute(INSERT_ENTRIES, self.entry_rows)
         add_events(self.conn, self.events)
 
 
@@ -185,12 +189,7 @@ def _lock_users(
     ids = sorted(i for i in user_ids if i)
     if not ids:
         return frozenset(), frozenset()
-    rows = conn.execute(
-        select(users.c.id, users.c.frozen_at)
-        .where(users.c.id.in_(ids), users.c.deleted_at.is_(None))
-        .order_by(users.c.id)
-        .with_for_update(read=True)
-    ).all()
+    rows = conn.execute(LOCK_LIVE_USERS, {"ids": ids}).all()
     live = frozenset(r.id for r in rows)
     return live, frozenset(r.id for r in rows if r.frozen_at is not None)
 
@@ -223,20 +222,9 @@ def _lock_accounts(
 def _select_accounts(conn: Connection, keys: set[AccountKey]) -> dict[AccountKey, LockedAccount]:
     owners = {owner for owner, _ in keys if owner}
     currencies = {currency for _, currency in keys}
-    matches_owner: ColumnElement[bool] = accounts.c.owner_user_id.in_(sorted(owners))
-    if any(owner is None for owner, _ in keys):
-        matches_owner = or_(matches_owner, accounts.c.kind == "external")
+    external = any(owner is None for owner, _ in keys)
     rows = conn.execute(
-        select(
-            accounts.c.id,
-            accounts.c.owner_user_id,
-            accounts.c.currency,
-            accounts.c.kind,
-            accounts.c.balance_minor,
-        )
-        .where(accounts.c.currency.in_(sorted(currencies)), matches_owner)
-        .order_by(accounts.c.id)
-        .with_for_update()
+        LOCK_ACCOUNTS[external], {"owners": sorted(owners), "currencies": sorted(currencies)}
     ).all()
     return {
         (row.owner_user_id, row.currency): LockedAccount(

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from wallet_service.events import Event, EventType, OutboxEntry, OutboxStatus
+from wallet_service.events import Event, EventType, OutboxEntry, OutboxStatus, Settlement
 from wallet_service.models import as_utc
 from wallet_service.schema import outbox_events
 from wallet_service.store.db import Db
@@ -69,20 +69,21 @@ class OutboxQueries:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).scalars()
-            lease_until = now + timedelta(seconds=lease_seconds)
-            claimed = []
-            for event_id in list(due):
-                won = conn.execute(
-                    update(o)
-                    .where(o.c.id == event_id, _claimable(now))
-                    .values(lease_owner=owner, lease_until=lease_until, attempts=o.c.attempts + 1)
-                ).rowcount
-                if won == 1:
-                    claimed.append(event_id)
-            if not claimed:
+            ids = list(due)
+            if not ids:
                 return []
-            rows = conn.execute(select(o).where(o.c.id.in_(claimed)).order_by(o.c.id)).all()
-            return [_entry(row) for row in rows]
+            # One UPDATE for the whole claim, conditional on each lease still being free.
+            rows = conn.execute(
+                update(o)
+                .where(o.c.id.in_(ids), _claimable(now))
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=o.c.attempts + 1,
+                )
+                .returning(*o.c)
+            ).all()
+            return sorted((_entry(row) for row in rows), key=lambda e: e.event.id)
 
         return self._db.write(work)
 
@@ -97,27 +98,49 @@ class OutboxQueries:
         error: str | None,
         now: datetime,
     ) -> bool:
-        values: dict[str, Any] = {
-            "status": status.value,
-            "lease_owner": None,
-            "lease_until": None,
-            "delivered_to": json.dumps(sorted(delivered_to)),
-            "last_error": error,
-        }
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        if status is OutboxStatus.SENT:
-            values["sent_at"] = now
-        stmt = (
-            update(o)
-            .where(
-                o.c.id == event_id,
-                o.c.lease_owner == owner,
-                o.c.status == OutboxStatus.PENDING.value,
+        settlement = Settlement(event_id, delivered_to, status, next_attempt_at, error)
+        return event_id in self.settle_events(owner=owner, settlements=[settlement], now=now)
+
+    def settle_events(
+        self, *, owner: str, settlements: Sequence[Settlement], now: datetime
+    ) -> set[str]:
+        # Outcomes that write the same values share one UPDATE (a round of deliveries that
+        # all went through is a single statement), all in one transaction.
+        groups: dict[tuple[OutboxStatus, frozenset[str], datetime | None, str | None], list[str]]
+        groups = {}
+        for s in settlements:
+            groups.setdefault((s.status, s.delivered_to, s.next_attempt_at, s.error), []).append(
+                s.event_id
             )
-            .values(**values)
-        )
-        return bool(self._db.write(lambda conn: conn.execute(stmt).rowcount) == 1)
+
+        def work(conn: Connection) -> set[str]:
+            settled: set[str] = set()
+            for (status, delivered_to, next_attempt_at, error), ids in groups.items():
+                values: dict[str, Any] = {
+                    "status": status.value,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "delivered_to": json.dumps(sorted(delivered_to)),
+                    "last_error": error,
+                }
+                if next_attempt_at is not None:
+                    values["next_attempt_at"] = next_attempt_at
+                if status is OutboxStatus.SENT:
+                    values["sent_at"] = now
+                stmt = (
+                    update(o)
+                    .where(
+                        o.c.id.in_(ids),
+                        o.c.lease_owner == owner,
+                        o.c.status == OutboxStatus.PENDING.value,
+                    )
+                    .values(**values)
+                    .returning(o.c.id)
+                )
+                settled.update(conn.execute(stmt).scalars())
+            return settled
+
+        return self._db.write(work) if groups else set()
 
     def retry_dead_event(self, *, event_id: str, now: datetime) -> bool:
         stmt = (

@@ -22,7 +22,8 @@ The turn has up to three layers, always taken in this order and released in reve
    may hold, leaving a reserve for the feature reads, the writer and other calls;
 3. PostgreSQL only: a session-level advisory lock `pg_advisory_lock(NAMESPACE,
    hashtext(user_id))` on a pooled connection in autocommit, so replicas sharing the
-   database serialise the same sender too. It holds no row lock and no open
+   database serialise the same sender too (first tried without waiting: an uncontended
+   turn costs one statement to take and one to release). It holds no row lock and no open
    transaction. A hash collision only makes two senders queue on each other.
 
 SQLite needs no database layer: a SQLite database is served by one wallet process (the
@@ -137,36 +138,47 @@ class SenderTurns:
         except DBAPIError as exc:
             raise Unavailable("storage_unavailable", "The database is unavailable") from exc
         try:
-            self._lock(conn, user_id)
+            timed = self._lock(conn, user_id)
             try:
                 yield
             finally:
-                self._unlock(conn, user_id)
+                self._unlock(conn, user_id, timed)
         finally:
             conn.close()
 
-    def _lock(self, conn: Connection, user_id: str) -> None:
+    def _lock(self, conn: Connection, user_id: str) -> bool:
+        """Take the advisory lock; True when `lock_timeout` was set on the session for it
+        (to be reset). The uncontended turn is one statement (`pg_try_advisory_lock`);
+        only a turn another replica holds waits, bounded by lock_timeout."""
         params = {"ns": ADVISORY_NAMESPACE, "user_id": user_id}
         try:
+            if conn.execute(_TRY_LOCK, params).scalar_one():
+                return False
             # lock_timeout bounds the wait (it applies to advisory locks too); session-level,
             # so it is reset when the lock is released.
-            conn.execute(
-                text("SELECT set_config('lock_timeout', :ms, false)"),
-                {"ms": f"{int(self._wait * 1000)}ms"},
-            )
-            conn.execute(text("SELECT pg_advisory_lock(:ns, hashtext(:user_id))"), params)
+            conn.execute(_SET_LOCK_TIMEOUT, {"ms": f"{int(self._wait * 1000)}ms"})
+            conn.execute(_LOCK, params)
         except DBAPIError as exc:
             conn.invalidate()  # whatever state the session is in, it must not be reused
             if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
                 raise _busy() from exc
             raise Unavailable("storage_unavailable", "The database is unavailable") from exc
+        return True
 
-    def _unlock(self, conn: Connection, user_id: str) -> None:
+    def _unlock(self, conn: Connection, user_id: str, timed: bool) -> None:
         params = {"ns": ADVISORY_NAMESPACE, "user_id": user_id}
         try:
-            conn.execute(text("SELECT pg_advisory_unlock(:ns, hashtext(:user_id))"), params)
-            conn.execute(text("RESET lock_timeout"))
+            conn.execute(_UNLOCK, params)
+            if timed:
+                conn.execute(_RESET_LOCK_TIMEOUT)
         except DBAPIError:
             # A connection still holding the lock must never go back to the pool; closing
             # the session releases it on the server.
             conn.invalidate()
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:ns, hashtext(:user_id))")
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :ms, false)")
+_LOCK = text("SELECT pg_advisory_lock(:ns, hashtext(:user_id))")
+_UNLOCK = text("SELECT pg_advisory_unlock(:ns, hashtext(:user_id))")
+_RESET_LOCK_TIMEOUT = text("RESET lock_timeout")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 
 from wallet_service.models import TxStatus, TxType
-from wallet_service.schema import accounts, transactions, users
+from wallet_service.schema import accounts, ledger_entries, transactions, users
 from wallet_service.scoring import FEATURE_WINDOW
 
 # -- a transaction with its parties' names and its reversal -----------------------------
@@ -133,3 +133,42 @@ FEATURE_RECENT_AMOUNTS = (
     .order_by(transactions.c.created_at.desc())
     .limit(FEATURE_WINDOW_LIMIT)
 )
+
+# -- the movement write path (wallet_service.store.movements) -----------------------------
+
+LOCK_LIVE_USERS = (
+    select(users.c.id, users.c.frozen_at)
+    .where(users.c.id.in_(bindparam("ids", expanding=True)), users.c.deleted_at.is_(None))
+    .order_by(users.c.id)
+    .with_for_update(read=True)
+)
+
+
+def _build_lock_accounts(external: bool) -> Any:
+    owner = accounts.c.owner_user_id.in_(bindparam("owners", expanding=True))
+    return (
+        select(
+            accounts.c.id,
+            accounts.c.owner_user_id,
+            accounts.c.currency,
+            accounts.c.kind,
+            accounts.c.balance_minor,
+        )
+        .where(
+            accounts.c.currency.in_(bindparam("currencies", expanding=True)),
+            or_(owner, accounts.c.kind == "external") if external else owner,
+        )
+        .order_by(accounts.c.id)
+        .with_for_update()
+    )
+
+
+# Keyed by "an external account is among those wanted".
+LOCK_ACCOUNTS = {False: _build_lock_accounts(False), True: _build_lock_accounts(True)}
+SET_BALANCE = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("account_id"))
+    .values(balance_minor=bindparam("new_balance"))
+)
+INSERT_TRANSACTIONS = insert(transactions)
+INSERT_ENTRIES = insert(ledger_entries)

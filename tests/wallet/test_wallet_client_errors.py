@@ -1,4 +1,4 @@
-"""common.rpc_errors reads what a real server sent: status code, message, ErrorInfo
+"""wallet_client.errors reads what a real server sent: status code, message, ErrorInfo
 (reason, domain, metadata) and RetryInfo, from sync and asyncio calls alike, and reads a
 plain status or a transport failure as "no reason" rather than failing."""
 
@@ -15,7 +15,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from common.processes import free_port
-from common.rpc_errors import decode_rpc_error, error_reason
+from wallet_client.errors import decode_rpc_error, error_reason
 
 RICH = "/test.Errors/Rich"
 BARE = "/test.Errors/Bare"

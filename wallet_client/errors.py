@@ -3,9 +3,11 @@ details the wallet attaches (`google.rpc.ErrorInfo` reason, domain and metadata;
 `google.rpc.RetryInfo` delay).
 
 Works for sync (`grpc.RpcError`) and asyncio (`grpc.aio.AioRpcError`) errors alike: both
-carry the packed `google.rpc.Status` in the `grpc-status-details-bin` trailer. Used by the
-gateway's error mapping, the tests, the bench and the chaos workload; the server side of the
-same contract is wallet_service/grpc_errors.py.
+carry the packed `google.rpc.Status` in the `grpc-status-details-bin` trailer. Part of the
+installable client package (it imports nothing of this repository), and the one reading in
+the repository too: WalletClient, the gateway's error mapping, the bench, the chaos
+workload and the tests use it. The server side of the same contract is
+wallet_service/grpc_errors.py.
 """
 
 from __future__ import annotations
