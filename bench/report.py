@@ -69,14 +69,7 @@ def _ratio(row: dict[str, Any], base: dict[str, Any] | None) -> float | None:
 
 def headline(rows: list[dict[str, Any]]) -> list[str]:
     """The issue's targets, one line each, with the measured values."""
-    lines = []
-    for row in sorted(rows, key=_sort_key):
-        if row["system"] == "grpc-pg" and row["ratio_to_pgbench"] is not None:
-            verdict = "meets" if row["ratio_to_pgbench"] >= 0.5 else "misses"
-            lines.append(
-                f"grpc-pg / pgbench, {row['layout']}, {row['clients']} clients: "
-                f"{row['ratio_to_pgbench']:.2f}x ({verdict} the 0.5x target)"
-            )
+    lines = _ratio_lines(rows, "grpc-pg", "ratio_to_pgbench", "grpc-pg / pgbench", 0.5)
     for row in sorted(rows, key=_sort_key):
         if row["system"] == "grpc-pg" and row["clients"] == TARGET_P99_CLIENTS:
             p99 = row["latency"]["p99_ms"]
@@ -86,19 +79,24 @@ def headline(rows: list[dict[str, Any]]) -> list[str]:
                     f"grpc-pg p99 at {TARGET_P99_CLIENTS} clients, {row['layout']}: "
                     f"{p99:.1f} ms ({verdict} the < 50 ms target)"
                 )
+    lines += _ratio_lines(
+        rows, "bulk-pg", "ratio_to_pgbench", "bulk-pg / pgbench", 1.0, " transfers/s"
+    )
+    lines += _ratio_lines(rows, "gateway-pg", "ratio_to_grpc_pg", "gateway-pg / grpc-pg", 0.7)
+    return lines
+
+
+def _ratio_lines(
+    rows: list[dict[str, Any]], system: str, key: str, label: str, target: float, unit: str = ""
+) -> list[str]:
+    """One line per `system` row with a `key` ratio: whether it meets `target` (at least)."""
+    lines = []
     for row in sorted(rows, key=_sort_key):
-        if row["system"] == "bulk-pg" and row["ratio_to_pgbench"] is not None:
-            verdict = "meets" if row["ratio_to_pgbench"] >= 1.0 else "misses"
+        if row["system"] == system and row[key] is not None:
+            verdict = "meets" if row[key] >= target else "misses"
             lines.append(
-                f"bulk-pg / pgbench, {row['layout']}, {row['clients']} clients: "
-                f"{row['ratio_to_pgbench']:.2f}x transfers/s ({verdict} the 1.0x target)"
-            )
-    for row in sorted(rows, key=_sort_key):
-        if row["system"] == "gateway-pg" and row["ratio_to_grpc_pg"] is not None:
-            verdict = "meets" if row["ratio_to_grpc_pg"] >= 0.7 else "misses"
-            lines.append(
-                f"gateway-pg / grpc-pg, {row['layout']}, {row['clients']} clients: "
-                f"{row['ratio_to_grpc_pg']:.2f}x ({verdict} the 0.7x target)"
+                f"{label}, {row['layout']}, {row['clients']} clients: "
+                f"{row[key]:.2f}x{unit} ({verdict} the {target}x target)"
             )
     return lines
 

@@ -284,32 +284,18 @@ def _call(
     metadata: tuple[tuple[str, str], ...],
     timeout: float,
 ) -> wallet_pb2.MovementResponse:
+    fields = {"amount": op.amount, "currency": op.currency, "idempotency_key": op.key}
+    method: Any
+    request: Any
     if op.kind == "deposit":
-        return stub.Deposit(
-            wallet_pb2.DepositRequest(
-                amount=op.amount, currency=op.currency, idempotency_key=op.key
-            ),
-            metadata=metadata,
-            timeout=timeout,
-        )
-    if op.kind == "withdrawal":
-        return stub.Withdraw(
-            wallet_pb2.WithdrawRequest(
-                amount=op.amount, currency=op.currency, idempotency_key=op.key
-            ),
-            metadata=metadata,
-            timeout=timeout,
-        )
-    return stub.Transfer(
-        wallet_pb2.TransferRequest(
-            to_username=op.to_username,
-            amount=op.amount,
-            currency=op.currency,
-            idempotency_key=op.key,
-        ),
-        metadata=metadata,
-        timeout=timeout,
-    )
+        method, request = stub.Deposit, wallet_pb2.DepositRequest(**fields)
+    elif op.kind == "withdrawal":
+        method, request = stub.Withdraw, wallet_pb2.WithdrawRequest(**fields)
+    else:
+        method = stub.Transfer
+        request = wallet_pb2.TransferRequest(to_username=op.to_username, **fields)
+    response: wallet_pb2.MovementResponse = method(request, metadata=metadata, timeout=timeout)
+    return response
 
 
 def _unary(method: Any, request: Any, attempts: int = 50) -> Any:

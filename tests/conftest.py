@@ -22,6 +22,7 @@ from wallet.v1 import wallet_pb2_grpc
 from common.processes import ServiceProcess
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
+from scripts.make_certs import make_certs
 from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -212,3 +213,12 @@ def blocking_fraud(tmp_path: Path) -> Iterator[str]:
     server.start()
     yield f"127.0.0.1:{server.port}"
     server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `make certs` writes to data/certs (a CA, server and client certificates), for
+    TLS_CERTS_DIR."""
+    directory = tmp_path_factory.mktemp("certs")
+    make_certs(directory)
+    return directory

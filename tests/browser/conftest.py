@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import RunningWallet, running_gateway, start_wallet, wallet_settings
+from tests.support import RunningWallet, running_gateway, wallet_on_sqlite
 from tests.support.browser import (
     Chromium,
     console_messages,
@@ -24,10 +24,8 @@ from tests.support.browser import (
 def web_wallet(
     fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWallet]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('web-wallet') / 'wallet.db'}"
-    running = start_wallet(wallet_settings(url, fraud_addr), "sqlite")
-    yield running
-    running.server.stop(0)
+    with wallet_on_sqlite(tmp_path_factory.mktemp("web-wallet"), fraud_addr) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

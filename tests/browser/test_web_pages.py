@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.support import ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD, unique_name
+from tests.support import ADMIN_PAGES, ADMIN_PASSWORD, ADMIN_USERNAME, PASSWORD, unique_name
 from tests.support.browser import (
     Chromium,
     WebApp,
@@ -32,13 +32,6 @@ USER_PAGES = (
     "/app/transfer",
     "/app/transactions",
     "/app/account",
-)
-ADMIN_PAGES = (
-    "/app/admin/flagged",
-    "/app/admin/flagged?status=all",
-    "/app/admin/rulesets",
-    "/app/admin/lists",
-    "/app/admin/notifications",
 )
 PHONE = (390, 844)  # CSS pixels of a common phone, portrait
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import (
+    ADMIN_PAGES,
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     PASSWORD,
@@ -33,15 +34,6 @@ def admin_browser(gateway_url: str) -> Iterator[Browser]:
     client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
     yield client
     client.close()  # no logout: that would end every session of the shared admin
-
-
-ADMIN_PAGES = (
-    "/app/admin/flagged",
-    "/app/admin/flagged?status=all",
-    "/app/admin/rulesets",
-    "/app/admin/lists",
-    "/app/admin/notifications",
-)
 
 
 def test_a_normal_user_gets_403_on_every_admin_page(browser: Browser) -> None:

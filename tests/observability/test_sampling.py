@@ -3,9 +3,7 @@ them) but keep every request's trace context; a caller's sampled `traceparent` i
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from typing import Any
 
 import grpc
@@ -15,11 +13,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from common.logs import JsonFormatter
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server
 from fraud_service.settings import FraudSettings
 from tests.support import score_request
+from tests.support.logs import access_log_lines
 
 SAMPLED_PARENT = SpanContext(
     trace_id=0x4BF92F3577B34DA6A3CE929D0E0E4736,
@@ -65,22 +63,16 @@ def scores_logged(telemetry: Telemetry, *flags: str) -> list[dict[str, Any]]:
     for none); the access log line of each, parsed."""
     built = create_server(FraudSettings(addr="127.0.0.1:0"), telemetry)
     built.start()
-    lines = io.StringIO()
-    handler = logging.StreamHandler(lines)
-    handler.setFormatter(JsonFormatter())
-    access = logging.getLogger("grpc.access")
-    level = access.level
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel:
+        with (
+            access_log_lines() as lines,
+            grpc.insecure_channel(f"127.0.0.1:{built.port}") as channel,
+        ):
             score = fraud_pb2_grpc.FraudServiceStub(channel).Score
             for flag in flags:
                 metadata = (("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-{flag}"),)
                 score(score_request(100), metadata=metadata if flag else (), timeout=10)
     finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
         built.stop(None)
     logged = [json.loads(line) for line in lines.getvalue().splitlines()]
     assert [entry["method"] for entry in logged] == ["/fraud.v1.FraudService/Score"] * len(flags)

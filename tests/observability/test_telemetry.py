@@ -7,9 +7,7 @@ trace context can only cross between them over the wire (gRPC metadata, HTTP hea
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import socket
 import time
 import urllib.request
@@ -24,7 +22,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-from common.logs import JsonFormatter
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
@@ -36,6 +33,7 @@ from tests.support import (
     gateway_settings,
     wallet_settings,
 )
+from tests.support.logs import access_log_lines
 from wallet_service.server import create_server as create_wallet_server
 
 PASSWORD = "correct horse battery"
@@ -278,14 +276,7 @@ def test_a_traceparent_is_continued_by_the_gateway_the_wallet_and_fraud(trio: Tr
         token = _user(client, _unique("tracy"))
         for process in (trio.gateway, trio.wallet, trio.fraud):
             process.spans.clear()
-        lines = io.StringIO()
-        handler = logging.StreamHandler(lines)
-        handler.setFormatter(JsonFormatter())
-        access = logging.getLogger("grpc.access")
-        level = access.level
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        try:
+        with access_log_lines() as lines:
             reply = client.post(
                 "/deposit",
                 json={"amount": "5.00", "currency": "USD"},
@@ -294,9 +285,6 @@ def test_a_traceparent_is_continued_by_the_gateway_the_wallet_and_fraud(trio: Tr
                     "traceparent": f"00-{trace_id}-{parent_id}-01",
                 },
             )
-        finally:
-            access.removeHandler(handler)
-            access.setLevel(level)
     assert reply.status_code == 201, reply.text
 
     def traced(process: Process) -> list[str]:

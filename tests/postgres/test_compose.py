@@ -23,13 +23,13 @@ from sqlalchemy.engine import make_url
 from common.processes import grpc_serving
 from fraud_service.settings import FraudSettings
 from gateway.settings import GatewaySettings
-from scripts.make_certs import make_certs
 from tests.support import (
     RunningWallet,
     clean_environ,
     start_fraud,
     start_wallet,
     top_level_imports,
+    wallet_on_sqlite,
     wallet_settings,
 )
 from wallet_service.settings import WalletSettings
@@ -77,14 +77,6 @@ def interpolate(value: Any, env: Mapping[str, str]) -> Any:
 
 def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
     return interpolate(yaml.safe_load(COMPOSE.read_text()), env)  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `make certs` writes to data/certs, here for TLS_CERTS_DIR."""
-    directory = tmp_path_factory.mktemp("certs")
-    make_certs(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -272,10 +264,8 @@ def run_check(
 def sqlite_wallet(
     fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWallet]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('compose') / 'wallet.db'}"
-    running = start_wallet(wallet_settings(url, fraud_addr), "sqlite")
-    yield running
-    running.server.stop(0)
+    with wallet_on_sqlite(tmp_path_factory.mktemp("compose"), fraud_addr) as running:
+        yield running
 
 
 def test_grpc_health_checks_pass_on_live_servers_and_fail_on_dead_ones(

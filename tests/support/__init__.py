@@ -85,6 +85,7 @@ from tests.support.servers import (
     start_wallet,
     stub_for,
     url_of,
+    wallet_on_sqlite,
     wallet_settings,
 )
 from tests.support.service_accounts import (
@@ -93,10 +94,20 @@ from tests.support.service_accounts import (
     service_auth,
     service_token,
 )
-from tests.support.web import Browser, Form, alert_text, all_forms, forms_in, link_href, text_of
+from tests.support.web import (
+    ADMIN_PAGES,
+    Browser,
+    Form,
+    alert_text,
+    all_forms,
+    forms_in,
+    link_href,
+    text_of,
+)
 from wallet_client.errors import decode_rpc_error, error_reason
 
 __all__ = [
+    "ADMIN_PAGES",
     "ADMIN_PASSWORD",
     "ADMIN_USERNAME",
     "CALL_TIMEOUT",
@@ -189,5 +200,6 @@ __all__ = [
     "unique_name",
     "url_of",
     "wait_for_log",
+    "wallet_on_sqlite",
     "wallet_settings",
 ]

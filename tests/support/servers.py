@@ -75,6 +75,17 @@ class StartWallet(Protocol):
     def __call__(self, url: str | None = None, **env: str) -> RunningWallet: ...
 
 
+@contextmanager
+def wallet_on_sqlite(directory: Path, fraud_addr: str) -> Iterator[RunningWallet]:
+    """A wallet server on a new SQLite file in `directory`, stopped after the block."""
+    url = f"sqlite:///{directory / 'wallet.db'}"
+    running = start_wallet(wallet_settings(url, fraud_addr), "sqlite")
+    try:
+        yield running
+    finally:
+        running.server.stop(0)
+
+
 def url_of(running: RunningWallet) -> str:
     """The database URL `running` uses (password kept), for a replica on the same one."""
     return running.store.engine.url.render_as_string(hide_password=False)

@@ -14,6 +14,15 @@ import httpx
 
 from tests.support.grpc_clients import PASSWORD, unique_name
 
+# Every admin page of the web app (each refuses a normal user with 403).
+ADMIN_PAGES = (
+    "/app/admin/flagged",
+    "/app/admin/flagged?status=all",
+    "/app/admin/rulesets",
+    "/app/admin/lists",
+    "/app/admin/notifications",
+)
+
 
 @dataclass
 class Form:

@@ -35,13 +35,6 @@ MakeWallet = Callable[..., tuple[RunningWallet, wallet_pb2_grpc.WalletServiceStu
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    make_certs(directory)
-    return directory
-
-
-@pytest.fixture(scope="module")
 def foreign_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same names, signed by another CA."""
     directory = tmp_path_factory.mktemp("foreign-certs")
