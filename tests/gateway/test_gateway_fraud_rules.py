@@ -234,14 +234,15 @@ def test_a_window_aggregate_rule_flags_the_nth_transfer_to_one_recipient_not_the
     assert transfer(carol)["flagged"] is False  # carol's second: below the limit
 
 
-def test_fifty_live_rules_score_every_movement_within_the_wallets_deadline(
+def test_fifty_live_rules_judge_every_movement_through_the_wallet(
     api: httpx.Client, admin: dict[str, str]
 ) -> None:
-    """The issue's speed bound counted, not timed: with a live set of 50 rules every
-    deposit is judged by that set within the wallet's fraud deadline (200 ms by default;
-    a late or failed score would complete the movement UNSCORED with reason `unscored`).
+    """With a live set of 50 rules every deposit is judged by that set, counted, not timed:
+    a failed or late score would complete the movement UNSCORED with reason `unscored`.
     Ten large_amount tiers hit each 15.00 USD deposit; the other 40 rules do not. The
-    first score after the activation reloads and compiles the set, inside the deadline too."""
+    first score after the activation reloads and compiles the set. (The test wallets'
+    fraud deadline is a hang guard, so a loaded CI host cannot fail this; what 50 rules
+    cost against the real 200 ms deadline is measured by `python -m bench.rule_cost`.)"""
     kinds = {  # kind: (parameter, value of tier 0)
         "large_amount": ("threshold", 1),
         "structuring": ("threshold", 1000),

@@ -48,6 +48,10 @@ def wallet_settings(database_url: str, fraud_addr: str, **overrides: str) -> Wal
         # The outbox's worker is off in the shared wallets (their events stay pending for
         # the tests that look at them); tests/notify start it where they want it.
         "NOTIFY_WORKER": "false",
+        # The fraud deadline as a hang guard (the default is 200 ms): on a loaded CI host a
+        # score can take longer, and a movement completed UNSCORED would fail any test that
+        # expects a verdict. The deadline tests set their own (test_fraud_flow: 200 ms).
+        "FRAUD_TIMEOUT_MS": "5000",
     }
     env.update(overrides)
     return WalletSettings.from_env(env)
