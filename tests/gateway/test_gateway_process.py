@@ -28,7 +28,7 @@ def test_the_process_serves_logs_and_stops_on_sigterm(
     login = {"username": "zed", "password": "x"}
     assert httpx.post(f"{url}/login", json=login).status_code == 503
     assert httpx.post(f"{url}/login", json=login).status_code == 429  # env limit applied
-    assert process.terminate(timeout=15) == 0
+    assert process.terminate(timeout=60) == 0  # hang guard: the drain must end by itself
     access = [line for line in json_logs(process) if line["logger"] == "gateway.access"]
     readyz = next(line for line in access if line["request_id"] == "proc-test-1")
     assert {"method": "GET", "path": "/readyz", "status": 503}.items() <= readyz.items()

@@ -80,7 +80,7 @@ def test_replicas_started_together_on_an_empty_database_all_come_up(
             assert login.access_token
     for replica in replicas:
         replica.request_stop()  # all drain at once
-    codes = [replica.terminate(timeout=15) for replica in replicas]
+    codes = [replica.terminate(timeout=START_TIMEOUT) for replica in replicas]
     assert codes == [0] * REPLICAS, {r.name: r.log_tail() for r in replicas}
 
 

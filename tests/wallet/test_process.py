@@ -233,4 +233,4 @@ def test_acknowledged_operations_survive_kill_9(
     assert set(seen) <= ids  # every acknowledged deposit is there
     balance = stub.GetBalance(pb.GetBalanceRequest(currency="USD"), metadata=auth).balance
     assert balance == f"{len(ids)}.00"  # and the balance agrees with the history
-    assert process.terminate(timeout=20) == 0
+    assert process.terminate(timeout=HANG_GUARD) == 0
