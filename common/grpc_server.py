@@ -39,6 +39,8 @@ UnaryBehavior = Callable[[Any, grpc.ServicerContext], Any]
 # grpc-stubs makes the interceptor generic; the runtime class is not subscriptable.
 if TYPE_CHECKING:
     ServerInterceptorBase = grpc.ServerInterceptor[Any, Any]
+    # What an interceptor's `continuation` is: the next lookup of a method's handler.
+    HandlerLookup = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None]
 else:
     ServerInterceptorBase = grpc.ServerInterceptor
 
@@ -64,41 +66,63 @@ def wrap_unary_handler(
     )
 
 
-class AccessLogInterceptor(ServerInterceptorBase):
-    """Binds the caller's `x-request-id` (or a new one) and logs one line per call."""
+class UnaryInterceptor(ServerInterceptorBase):
+    """A server interceptor that runs `around` each call of a unary-unary method.
+
+    Subclasses say which methods they apply to (`applies_to`, default all) and what happens
+    around a call (`around`, which calls `inner(request, context)` to go on). Streaming
+    methods, unknown methods and methods not applied to pass through untouched."""
+
+    def applies_to(self, method: str) -> bool:
+        return True
+
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
+        raise NotImplementedError
 
     def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
+        self, continuation: HandlerLookup, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
+        handler = continuation(handler_call_details)
+        if not self.applies_to(method):
+            return handler
 
         def wrap(inner: UnaryBehavior) -> UnaryBehavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                request_id = accept_request_id(metadata_value(context, REQUEST_ID_HEADER))
-                token = request_id_var.set(request_id)
-                started = time.perf_counter()
-                try:
-                    return inner(request, context)
-                finally:
-                    code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
-                    log_fields(
-                        log,
-                        "rpc",
-                        method=method,
-                        code=code.name if isinstance(code, grpc.StatusCode) else str(code),
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                        peer=context.peer(),
-                    )
-                    request_id_var.reset(token)
+                return self.around(inner, request, context, method)
 
             return behavior
 
-        return wrap_unary_handler(continuation(handler_call_details), wrap)
+        return wrap_unary_handler(handler, wrap)
 
 
-class RpcMetricsInterceptor(ServerInterceptorBase):
+class AccessLogInterceptor(UnaryInterceptor):
+    """Binds the caller's `x-request-id` (or a new one) and logs one line per call."""
+
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
+        request_id = accept_request_id(metadata_value(context, REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            return inner(request, context)
+        finally:
+            code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]
+            log_fields(
+                log,
+                "rpc",
+                method=method,
+                code=code.name if isinstance(code, grpc.StatusCode) else str(code),
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                peer=context.peer(),
+            )
+            request_id_var.reset(token)
+
+
+class RpcMetricsInterceptor(UnaryInterceptor):
     """RED per method: calls by final status code and their latency. Labels are bounded: only
     registered methods reach a handler (an unknown method is not wrapped)."""
 
@@ -117,32 +141,23 @@ class RpcMetricsInterceptor(ServerInterceptorBase):
             registry=registry,
         )
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-
-        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
-            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                started = time.perf_counter()
-                failed = True
-                try:
-                    reply = inner(request, context)
-                    failed = False
-                    return reply
-                finally:
-                    code = context.code()  # type: ignore[attr-defined]
-                    if code is None:
-                        code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
-                    name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                    self._handled.labels(service, method, name).inc()
-                    self._latency.labels(service, method).observe(time.perf_counter() - started)
-
-            return behavior
-
-        return wrap_unary_handler(continuation(handler_call_details), wrap)
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
+        service, _, name = method.lstrip("/").rpartition("/")
+        started = time.perf_counter()
+        failed = True
+        try:
+            reply = inner(request, context)
+            failed = False
+            return reply
+        finally:
+            code = context.code()  # type: ignore[attr-defined]
+            if code is None:
+                code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+            code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            self._handled.labels(service, name, code_name).inc()
+            self._latency.labels(service, name).observe(time.perf_counter() - started)
 
 
 # Health probes and reflection are polled constantly: spans of them would bury the real ones.
@@ -170,7 +185,7 @@ class TracingInterceptor(ServerInterceptorBase):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: HandlerLookup,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         if handler_call_details.method.startswith(UNTRACED_PREFIXES):
@@ -208,7 +223,7 @@ class TracingInterceptor(ServerInterceptorBase):
 
     def _recorded(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: HandlerLookup,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler: grpc.RpcMethodHandler[Any, Any] | None = self._otel.intercept_service(

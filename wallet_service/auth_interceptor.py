@@ -15,12 +15,7 @@ from typing import Any
 
 import grpc
 
-from common.grpc_server import (
-    ServerInterceptorBase,
-    UnaryBehavior,
-    metadata_value,
-    wrap_unary_handler,
-)
+from common.grpc_server import UnaryBehavior, UnaryInterceptor, metadata_value
 from wallet_service.errors import PermissionDenied, Unauthenticated
 from wallet_service.models import ServiceAccount, User
 
@@ -66,29 +61,19 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-class AuthInterceptor(ServerInterceptorBase):
+class AuthInterceptor(UnaryInterceptor):
     def __init__(self, authenticate: Callable[[str], Caller]) -> None:
         self._authenticate = authenticate
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = handler_call_details.method
-        handler = continuation(handler_call_details)
-        if not method.startswith(AUTHENTICATED_PREFIXES) or method in PUBLIC_METHODS:
-            return handler
+    def applies_to(self, method: str) -> bool:
+        return method.startswith(AUTHENTICATED_PREFIXES) and method not in PUBLIC_METHODS
 
-        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
-            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                token = bearer_token(metadata_value(context, "authorization"))
-                bound = _current_user.set(self._authenticate(token))
-                try:
-                    return inner(request, context)
-                finally:
-                    _current_user.reset(bound)
-
-            return behavior
-
-        return wrap_unary_handler(handler, wrap)
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
+        token = bearer_token(metadata_value(context, "authorization"))
+        bound = _current_user.set(self._authenticate(token))
+        try:
+            return inner(request, context)
+        finally:
+            _current_user.reset(bound)

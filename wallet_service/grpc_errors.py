@@ -15,7 +15,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from common.grpc_server import ServerInterceptorBase, UnaryBehavior, wrap_unary_handler
+from common.grpc_server import UnaryBehavior, UnaryInterceptor
 from wallet_service.errors import ErrorKind, WalletError
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def status_name(error: WalletError) -> str:
     return str(code_pb2.Code.Name(_STATUS_BY_KIND[error.kind]))
 
 
-class ErrorMappingInterceptor(ServerInterceptorBase):
+class ErrorMappingInterceptor(UnaryInterceptor):
     """Maps WalletError to its status; anything unexpected is logged and becomes INTERNAL
     with a generic message, so no internals leak to clients. `on_error` sees each mapped
     error with its method (metrics count login failures there)."""
@@ -85,25 +85,17 @@ class ErrorMappingInterceptor(ServerInterceptorBase):
     def __init__(self, on_error: Callable[[str, WalletError], None] | None = None) -> None:
         self._on_error = on_error
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
-            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                try:
-                    return inner(request, context)
-                except WalletError as error:
-                    if self._on_error is not None:
-                        self._on_error(handler_call_details.method, error)
-                    abort_with(context, error)
-                except Exception:
-                    if context.code() is not None:  # type: ignore[attr-defined]
-                        raise  # already aborted with a deliberate status
-                    log.exception("unexpected error in %s", handler_call_details.method)
-                    abort(context, code_pb2.INTERNAL, "internal", "Internal error")
-
-            return behavior
-
-        return wrap_unary_handler(continuation(handler_call_details), wrap)
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
+        try:
+            return inner(request, context)
+        except WalletError as error:
+            if self._on_error is not None:
+                self._on_error(method, error)
+            abort_with(context, error)
+        except Exception:
+            if context.code() is not None:  # type: ignore[attr-defined]
+                raise  # already aborted with a deliberate status
+            log.exception("unexpected error in %s", method)
+            abort(context, code_pb2.INTERNAL, "internal", "Internal error")

@@ -10,18 +10,13 @@ is limited as itself, so it cannot pick a fresh identity per request.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
 import grpc
 
-from common.grpc_server import (
-    ServerInterceptorBase,
-    UnaryBehavior,
-    metadata_value,
-    wrap_unary_handler,
-)
+from common.grpc_server import UnaryBehavior, UnaryInterceptor, metadata_value
 from common.ratelimit import RateLimiter
 from wallet_service.auth_interceptor import SERVICE_PREFIX
 from wallet_service.limits import Quota
@@ -59,7 +54,7 @@ def client_address(peer: str, forwarded_for: str | None, trusted: tuple[IpNetwor
     return host
 
 
-class PeerLimitInterceptor(ServerInterceptorBase):
+class PeerLimitInterceptor(UnaryInterceptor):
     def __init__(self, quotas: Mapping[str, Quota], trusted: tuple[IpNetwork, ...]) -> None:
         self._quotas = dict(quotas)  # full method name -> its quota
         self._trusted = trusted
@@ -76,25 +71,14 @@ class PeerLimitInterceptor(ServerInterceptorBase):
         }
         return cls(quotas, settings.trusted_proxies)
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = handler_call_details.method
-        handler = continuation(handler_call_details)
-        quota = self._quotas.get(method)
-        if quota is None:
-            return handler
+    def applies_to(self, method: str) -> bool:
+        return method in self._quotas
+
+    def around(
+        self, inner: UnaryBehavior, request: Any, context: grpc.ServicerContext, method: str
+    ) -> Any:
         name = method.rsplit("/", 1)[-1].lower()
-
-        def wrap(inner: UnaryBehavior) -> UnaryBehavior:
-            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                forwarded = metadata_value(context, FORWARDED_FOR)
-                client = client_address(context.peer(), forwarded, self._trusted)
-                quota.check(f"{name}:peer:{client}")
-                return inner(request, context)
-
-            return behavior
-
-        return wrap_unary_handler(handler, wrap)
+        forwarded = metadata_value(context, FORWARDED_FOR)
+        client = client_address(context.peer(), forwarded, self._trusted)
+        self._quotas[method].check(f"{name}:peer:{client}")
+        return inner(request, context)
