@@ -25,11 +25,11 @@ from opentelemetry.instrumentation.grpc import server_interceptor
 from opentelemetry.propagate import extract
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from common.logs import log_fields
 from common.request_context import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from common.telemetry import LATENCY_BUCKETS, Telemetry
+from common.telemetry import RedMetrics, Telemetry
 from common.tls import TlsSettings, server_credentials
 
 log = logging.getLogger("grpc.access")
@@ -127,18 +127,18 @@ class RpcMetricsInterceptor(UnaryInterceptor):
     registered methods reach a handler (an unknown method is not wrapped)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._handled = Counter(
-            "grpc_server_handled_total",
-            "RPCs completed, by service, method and status code",
-            ["grpc_service", "grpc_method", "grpc_code"],
-            registry=registry,
-        )
-        self._latency = Histogram(
-            "grpc_server_handling_seconds",
-            "Time to answer an RPC, by service and method",
-            ["grpc_service", "grpc_method"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self._red = RedMetrics(
+            registry,
+            total=(
+                "grpc_server_handled_total",
+                "RPCs completed, by service, method and status code",
+            ),
+            seconds=(
+                "grpc_server_handling_seconds",
+                "Time to answer an RPC, by service and method",
+            ),
+            labels=("grpc_service", "grpc_method"),
+            outcome_label="grpc_code",
         )
 
     def around(
@@ -156,8 +156,7 @@ class RpcMetricsInterceptor(UnaryInterceptor):
             if code is None:
                 code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
             code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-            self._handled.labels(service, name, code_name).inc()
-            self._latency.labels(service, name).observe(time.perf_counter() - started)
+            self._red.observe((service, name), code_name, time.perf_counter() - started)
 
 
 # Health probes and reflection are polled constantly: spans of them would bury the real ones.

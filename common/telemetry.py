@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Tracer
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from common.config import ConfigError, env_str
 from common.logs import log_fields
@@ -34,6 +34,29 @@ log = logging.getLogger("telemetry")
 
 # Seconds; covers a sub-millisecond fraud verdict up to a request near its 5 s deadline.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RedMetrics:
+    """RED of one kind of request: a counter of answered requests by `labels` and their
+    outcome (`outcome_label`: a status code), and a latency histogram by `labels` alone
+    (LATENCY_BUCKETS). The gRPC servers and the gateway each declare theirs with this."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        total: tuple[str, str],
+        seconds: tuple[str, str],
+        labels: Sequence[str],
+        outcome_label: str,
+    ) -> None:
+        """`total` and `seconds` are (metric name, help text) of the counter and histogram."""
+        self.requests = Counter(*total, [*labels, outcome_label], registry=registry)
+        self.latency = Histogram(*seconds, list(labels), buckets=LATENCY_BUCKETS, registry=registry)
+
+    def observe(self, labels: Sequence[str], outcome: str, seconds: float) -> None:
+        self.requests.labels(*labels, outcome).inc()
+        self.latency.labels(*labels).observe(seconds)
 
 
 @dataclass(frozen=True)

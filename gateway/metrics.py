@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.telemetry import LATENCY_BUCKETS
+from common.telemetry import RedMetrics
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"  # no route: 404s, and requests refused before routing (413)
@@ -16,18 +16,18 @@ UNMATCHED = "unmatched"  # no route: 404s, and requests refused before routing (
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "http_server_requests_total",
-            "HTTP requests answered, by method, route template and status code",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "http_server_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route template",
-            ["method", "route"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self.red = RedMetrics(
+            registry,
+            total=(
+                "http_server_requests_total",
+                "HTTP requests answered, by method, route template and status code",
+            ),
+            seconds=(
+                "http_server_request_duration_seconds",
+                "Time to answer an HTTP request, by method and route template",
+            ),
+            labels=("method", "route"),
+            outcome_label="status",
         )
         self.rate_limited = Counter(
             "gateway_rate_limit_refusals_total",
@@ -64,5 +64,4 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.red.observe((method, route), str(status), time.perf_counter() - started)
