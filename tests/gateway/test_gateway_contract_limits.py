@@ -4,7 +4,6 @@ document advertises and the gateway enforces before any wallet call, over real H
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -112,12 +111,6 @@ def test_page_size_over_the_wallets_maximum_is_refused_by_the_gateway(
     assert_error(over, 400, "invalid_request")
     largest = down_client.get(path, params={"limit": MAX_PAGE_SIZE}, headers=AUTH)
     assert largest.status_code == 503
-
-
-@pytest.fixture
-def api(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=15) as client:
-        yield client
 
 
 def test_the_wallet_accepts_the_longest_advertised_key(api: httpx.Client) -> None:

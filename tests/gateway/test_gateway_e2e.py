@@ -7,7 +7,6 @@ timestamps) are read from the response and then checked in place.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,12 +17,6 @@ from gateway.settings import RateLimit
 from tests.support import TEST_JWT_SECRET, Account, StartGateway, assert_error, unique_name
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def api(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=15) as client:
-        yield client
 
 
 def register(api: httpx.Client, username: str) -> dict[str, Any]:

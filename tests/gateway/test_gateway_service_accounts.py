@@ -4,19 +4,12 @@ JSON and answers a bearer token the wallet accepts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import Account, assert_error, unique_name
-
-
-@pytest.fixture
-def api(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=15) as client:
-        yield client
 
 
 def create(api: httpx.Client, admin: Account, scopes: list[str]) -> dict[str, Any]:
