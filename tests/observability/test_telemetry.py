@@ -8,12 +8,13 @@ trace context can only cross between them over the wire (gRPC metadata, HTTP hea
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import httpx
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 from wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
+from common.processes import free_address
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server as create_fraud_server
 from fraud_service.settings import FraudSettings
@@ -35,6 +37,7 @@ from tests.support import (
 )
 from tests.support.logs import access_log_lines
 from wallet_service.server import create_server as create_wallet_server
+from wallet_service.settings import WalletSettings
 
 PASSWORD = "correct horse battery"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -70,6 +73,23 @@ class Trio:
         return httpx.get(f"{self.url}/metrics", timeout=10).text
 
 
+@contextmanager
+def _wallet_behind_gateway(
+    settings: WalletSettings, wallet: Process, gateway: Process, **gateway_overrides: Any
+) -> Iterator[tuple[str, str]]:
+    """A wallet server and a gateway in front of it: (the gateway's URL, the wallet's address)."""
+    wallet_server = create_wallet_server(settings, wallet.telemetry)
+    wallet_server.start()
+    wallet_addr = f"127.0.0.1:{wallet_server.port}"
+    thread = GatewayThread(gateway_settings(wallet_addr, **gateway_overrides), gateway.telemetry)
+    thread.start()
+    try:
+        yield thread.url, wallet_addr
+    finally:
+        thread.stop()
+        wallet_server.stop(0)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def trio(
     request: pytest.FixtureRequest,
@@ -87,15 +107,9 @@ def trio(
     fraud_server.start()
     fraud_port = fraud_server.port
     url = database_url(request.param, tmp_path_factory.mktemp("obs"), pg_database_factory)
-    wallet_server = create_wallet_server(
-        wallet_settings(url, f"127.0.0.1:{fraud_port}"), wallet.telemetry
-    )
-    wallet_server.start()
-    thread = GatewayThread(gateway_settings(f"127.0.0.1:{wallet_server.port}"), gateway.telemetry)
-    thread.start()
-    yield Trio(fraud, wallet, gateway, thread.url)
-    thread.stop()
-    wallet_server.stop(0)
+    settings = wallet_settings(url, f"127.0.0.1:{fraud_port}")
+    with _wallet_behind_gateway(settings, wallet, gateway) as (gateway_url, _wallet_addr):
+        yield Trio(fraud, wallet, gateway, gateway_url)
     fraud_server.stop(0)
     fraud.telemetry.close()
 
@@ -325,12 +339,6 @@ class Lone:
         return _samples(httpx.get(f"{self.url}/metrics", timeout=10).text)
 
 
-def _closed_addr() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def lone(
     request: pytest.FixtureRequest,
@@ -339,18 +347,13 @@ def lone(
 ) -> Iterator[Lone]:
     wallet, gateway = _process("wallet_service", serve=True), _process("gateway", serve=False)
     url = database_url(request.param, tmp_path_factory.mktemp("lone"), pg_database_factory)
-    settings = wallet_settings(url, _closed_addr(), FRAUD_TIMEOUT_MS="2000")
-    wallet_server = create_wallet_server(settings, wallet.telemetry)
-    wallet_server.start()
+    settings = wallet_settings(url, free_address(), FRAUD_TIMEOUT_MS="2000")
     one_login = RateLimit(limit=1, window_seconds=3600)
-    thread = GatewayThread(
-        gateway_settings(f"127.0.0.1:{wallet_server.port}", login_per_username=one_login),
-        gateway.telemetry,
-    )
-    thread.start()
-    yield Lone(wallet, gateway, thread.url, f"127.0.0.1:{wallet_server.port}")
-    thread.stop()
-    wallet_server.stop(0)
+    with _wallet_behind_gateway(settings, wallet, gateway, login_per_username=one_login) as (
+        gateway_url,
+        wallet_addr,
+    ):
+        yield Lone(wallet, gateway, gateway_url, wallet_addr)
 
 
 def test_fraud_down_counts_a_fail_open_movement_and_the_failed_call(lone: Lone) -> None:
