@@ -82,6 +82,23 @@ def _new_user(web: WebApp, prefix: str) -> str:
     return username
 
 
+def _transfer_form_filled(web: WebApp, prefix: str, amount: str) -> tuple[str, str]:
+    """A sender (logged in, 50.00 USD deposited) and a recipient; the sender's transfer form
+    filled in with `amount` USD to the recipient, not sent yet."""
+    sender, recipient = _new_user(web, prefix), _new_user(web, f"{prefix}to")
+    web.login(sender, PASSWORD)
+    web.move("deposit", amount="50.00", currency="USD")
+    web.go("/app/transfer")
+    web.fill(to_username=recipient, amount=amount, currency="USD")
+    return sender, recipient
+
+
+def _paid_once(api: httpx.Client, sender: str, recipient: str) -> None:
+    """The 20.00 of `_transfer_form_filled` moved once."""
+    assert (_usd(api, sender), _usd(api, recipient)) == ("30.00", "20.00")
+    assert [tx["tx_type"] for tx in _history(api, recipient)] == ["transfer"]
+
+
 def test_the_whole_journey_of_two_users(web: WebApp, api: httpx.Client) -> None:
     alice = _new_user(web, "alice")
     bob = _new_user(web, "bob")
@@ -134,11 +151,7 @@ def test_a_double_click_on_transfer_moves_the_money_once(
     """The second click lands while the first request is on its way (the network is made
     slow so that it is): the page's script has disabled the button, so it sends nothing;
     and had it sent, the form's idempotency key would still pay once (the next test)."""
-    sender, recipient = _new_user(web, "dbl"), _new_user(web, "dblto")
-    web.login(sender, PASSWORD)
-    web.move("deposit", amount="50.00", currency="USD")
-    web.go("/app/transfer")
-    web.fill(to_username=recipient, amount="20.00", currency="USD")
+    sender, recipient = _transfer_form_filled(web, "dbl", "20.00")
     requested_urls(browser)  # drained: from here on, what the clicks send
 
     # Two clicks on the button, the second SECOND_CLICK_MS after the first: the first
@@ -158,8 +171,7 @@ def test_a_double_click_on_transfer_moves_the_money_once(
     assert len(posts) == 1  # the page's script disabled the button at the first click
     assert web.text("tx-amount") == "20.00 USD"
     assert web.text("tx-balance") == "30.00 USD"
-    assert (_usd(api, sender), _usd(api, recipient)) == ("30.00", "20.00")
-    assert [tx["tx_type"] for tx in _history(api, recipient)] == ["transfer"]
+    _paid_once(api, sender, recipient)
 
 
 def test_the_same_form_sent_twice_moves_the_money_once(
@@ -167,11 +179,7 @@ def test_the_same_form_sent_twice_moves_the_money_once(
 ) -> None:
     """Without the page's script (a double submit it cannot stop, a resent form): both
     requests carry the form's one idempotency key, so the wallet pays once."""
-    sender, recipient = _new_user(web, "twice"), _new_user(web, "twiceto")
-    web.login(sender, PASSWORD)
-    web.move("deposit", amount="50.00", currency="USD")
-    web.go("/app/transfer")
-    web.fill(to_username=recipient, amount="20.00", currency="USD")
+    sender, recipient = _transfer_form_filled(web, "twice", "20.00")
 
     statuses = browser.execute_async_script(
         """
@@ -183,21 +191,16 @@ def test_the_same_form_sent_twice_moves_the_money_once(
         """
     )
     assert statuses == ["opaqueredirect", "opaqueredirect"]  # both answered 303
-    assert (_usd(api, sender), _usd(api, recipient)) == ("30.00", "20.00")
-    assert [tx["tx_type"] for tx in _history(api, recipient)] == ["transfer"]
+    _paid_once(api, sender, recipient)
 
 
 def test_a_post_without_the_csrf_token_is_refused(
     web: WebApp, api: httpx.Client, browser: Chromium
 ) -> None:
-    sender, recipient = _new_user(web, "csrf"), _new_user(web, "csrfto")
-    web.login(sender, PASSWORD)
-    web.move("deposit", amount="50.00", currency="USD")
+    sender, recipient = _transfer_form_filled(web, "csrf", "10.00")
 
     # A script on the page posting the form's fields but the token: the session cookie goes
     # along (same origin), the token does not.
-    web.go("/app/transfer")
-    web.fill(to_username=recipient, amount="10.00", currency="USD")
     status = browser.execute_async_script(
         """
         const done = arguments[arguments.length - 1];
