@@ -12,7 +12,7 @@ from fraud.v1 import fraud_pb2
 from fraud_service.rules import MovementType, RuleSet, evaluate_rule_set
 from fraud_service.rulesets import RuleSetError, parse_rule_set
 from fraud_service.servicer import features_from_proto
-from tests.support import features, movement
+from tests.support import features, movement, to_counterparty
 
 # Which feature fields (count, sum) each scope and window reads.
 FIELDS = {
@@ -141,9 +141,4 @@ def test_the_servicer_reads_the_to_counterparty_features() -> None:
         sum_to_counterparty_last_day_minor=4,
     )
     read = features_from_proto(message)
-    assert (
-        read.count_to_counterparty_last_hour,
-        read.sum_to_counterparty_last_hour_minor,
-        read.count_to_counterparty_last_day,
-        read.sum_to_counterparty_last_day_minor,
-    ) == (1, 2, 3, 4)
+    assert to_counterparty(read) == (1, 2, 3, 4)

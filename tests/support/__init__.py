@@ -21,7 +21,13 @@ from tests.support.database import (
     require_redis,
     set_role_in_database,
 )
-from tests.support.fraud_inputs import everything_at_once, features, movement, score_request
+from tests.support.fraud_inputs import (
+    everything_at_once,
+    features,
+    movement,
+    score_request,
+    to_counterparty,
+)
 from tests.support.fraud_standins import HeldFraud, held_fraud_server, serving_standin
 from tests.support.gateway import (
     RELAXED,
@@ -195,6 +201,7 @@ __all__ = [
     "stub_for",
     "tally",
     "text_of",
+    "to_counterparty",
     "top_level_imports",
     "transfer",
     "unique_name",

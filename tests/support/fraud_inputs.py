@@ -8,6 +8,7 @@ from typing import Any
 from fraud.v1 import fraud_pb2
 
 from fraud_service.rules import Features, Movement, MovementType
+from wallet_service.models import MovementFeatures
 
 EXPONENTS = {"USD": 2, "JPY": 0, "KWD": 3}
 ONE_YEAR = 365 * 86_400
@@ -74,4 +75,15 @@ def score_request(
             count_last_hour=count_last_hour,
             balance_minor=10**12,
         ),
+    )
+
+
+def to_counterparty(f: Features | MovementFeatures) -> tuple[int, int, int, int]:
+    """The counterparty windows of the fraud service's or the wallet's features: (count, sum)
+    in the last hour, then in the last day."""
+    return (
+        f.count_to_counterparty_last_hour,
+        f.sum_to_counterparty_last_hour_minor,
+        f.count_to_counterparty_last_day,
+        f.sum_to_counterparty_last_day_minor,
     )

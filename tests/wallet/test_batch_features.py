@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tests.support import to_counterparty
 from wallet_service.models import MovementFeatures
 from wallet_service.scoring import FEATURE_WINDOW, with_earlier
 
@@ -62,12 +63,7 @@ def test_earlier_items_to_this_counterparty_add_to_its_counts() -> None:
         sum_to_counterparty_last_day_minor=300,
     )
     folded = with_earlier(base, [(10, "a"), (20, "b"), (30, "a")], outgoing=True, counterparty="a")
-    assert (
-        folded.count_to_counterparty_last_hour,
-        folded.sum_to_counterparty_last_hour_minor,
-        folded.count_to_counterparty_last_day,
-        folded.sum_to_counterparty_last_day_minor,
-    ) == (3, 140, 4, 340)
+    assert to_counterparty(folded) == (3, 140, 4, 340)
     to_b = with_earlier(base, [(10, "a"), (20, "b")], outgoing=True, counterparty="b")
     assert (to_b.count_to_counterparty_last_day, to_b.sum_to_counterparty_last_day_minor) == (
         3,

@@ -14,8 +14,7 @@ import pytest
 from wallet.v1 import wallet_pb2 as pb
 
 from fraud_service.server import FraudServer
-from tests.support import Metadata, Stub, new_user, start_fraud
-from wallet_service.models import MovementFeatures
+from tests.support import Metadata, Stub, new_user, start_fraud, to_counterparty
 
 
 @pytest.fixture
@@ -42,15 +41,6 @@ def batch(stub: Stub, auth: Metadata, items: list[tuple[str, str]]) -> list[str]
     )
     reply = stub.CreateTransfers(request, metadata=auth, timeout=60)
     return [str(r.movement.transaction.id) for r in reply.results]
-
-
-def to_counterparty(f: MovementFeatures) -> tuple[int, int, int, int]:
-    return (
-        f.count_to_counterparty_last_hour,
-        f.sum_to_counterparty_last_hour_minor,
-        f.count_to_counterparty_last_day,
-        f.sum_to_counterparty_last_day_minor,
-    )
 
 
 def test_transfers_to_two_counterparties_count_each_apart(
