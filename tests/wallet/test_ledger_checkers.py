@@ -79,6 +79,21 @@ class Books:
             f"UPDATE accounts SET balance_minor = balance_minor + {delta} WHERE id = {account_id}"
         )
 
+    def unpay_bob(self, *, drop_transaction: bool) -> str:
+        """Take alice's 30 USD to bob out of the ledger: its entries deleted (and its
+        transaction row too when `drop_transaction`), both balances put back to match.
+        Returns the payment's transaction id."""
+        pay = self.tx["pay-bob"]
+        alice, bob = self.account[("alice", "USD")], self.account[("bob", "USD")]
+        drop = [f"DELETE FROM transactions WHERE id = '{pay}'"] if drop_transaction else []
+        self.sql(
+            f"DELETE FROM ledger_entries WHERE transaction_id = '{pay}'",
+            *drop,
+            self.add_to_balance(alice, 3000),
+            self.add_to_balance(bob, -3000),
+        )
+        return pay
+
     def entry_id(self, tx_id: str, account_id: int) -> int:
         with self.raw() as conn:
             row = conn.execute(
@@ -208,13 +223,7 @@ def test_a_negative_user_balance_is_reported(books: Books) -> None:
 
 
 def test_a_completed_transaction_without_entries_is_reported(books: Books) -> None:
-    pay = books.tx["pay-bob"]
-    alice, bob = books.account[("alice", "USD")], books.account[("bob", "USD")]
-    books.sql(
-        f"DELETE FROM ledger_entries WHERE transaction_id = '{pay}'",
-        books.add_to_balance(alice, 3000),
-        books.add_to_balance(bob, -3000),
-    )
+    pay = books.unpay_bob(drop_transaction=False)
     assert books.violations() == [f"transaction {pay} has 0 entries"]
 
 
@@ -255,14 +264,7 @@ def test_a_phantom_operation_is_reported(books: Books) -> None:
 
 
 def test_an_acknowledged_operation_missing_from_the_ledger_is_reported(books: Books) -> None:
-    pay = books.tx["pay-bob"]
-    alice, bob = books.account[("alice", "USD")], books.account[("bob", "USD")]
-    books.sql(
-        f"DELETE FROM ledger_entries WHERE transaction_id = '{pay}'",
-        f"DELETE FROM transactions WHERE id = '{pay}'",
-        books.add_to_balance(alice, 3000),
-        books.add_to_balance(bob, -3000),
-    )
+    books.unpay_bob(drop_transaction=True)
     assert books.violations() == []  # the books are sound: only the client's view tells
     assert books.chaos_violations() == {"acked_missing": 1}
 
