@@ -41,6 +41,7 @@ from tests.support import (
     running_gateway,
     start_fraud,
     start_wallet,
+    wallet_on_sqlite,
     wallet_settings,
 )
 
@@ -94,6 +95,16 @@ def wallet(
     running = start_wallet(wallet_settings(url, fraud_addr), backend)
     yield running
     running.server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def sqlite_wallet(
+    fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWallet]:
+    """One more wallet, on a fresh SQLite file only (not parametrized by store): for the
+    browser stack and the compose health checks, which need a live wallet, not both stores."""
+    with wallet_on_sqlite(tmp_path_factory.mktemp("sqlite-wallet"), fraud_addr) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

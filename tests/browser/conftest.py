@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import RunningWallet, running_gateway, wallet_on_sqlite
+from tests.support import RunningWallet, running_gateway
 from tests.support.browser import (
     Chromium,
     console_messages,
@@ -21,17 +21,9 @@ from tests.support.browser import (
 
 
 @pytest.fixture(scope="session")
-def web_wallet(
-    fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningWallet]:
-    with wallet_on_sqlite(tmp_path_factory.mktemp("web-wallet"), fraud_addr) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def web_url(web_wallet: RunningWallet) -> Iterator[str]:
+def web_url(sqlite_wallet: RunningWallet) -> Iterator[str]:
     """The gateway's base URL (serving the web pages, the JSON API and /docs)."""
-    with running_gateway(web_wallet.addr) as url:
+    with running_gateway(sqlite_wallet.addr) as url:
         yield url
 
 

@@ -29,7 +29,6 @@ from tests.support import (
     start_fraud,
     start_wallet,
     top_level_imports,
-    wallet_on_sqlite,
     wallet_settings,
 )
 from wallet_service.settings import WalletSettings
@@ -258,14 +257,6 @@ def run_check(
     return subprocess.run(
         command, timeout=30, capture_output=True, check=False, env=run_env
     ).returncode
-
-
-@pytest.fixture(scope="module")
-def sqlite_wallet(
-    fraud_addr: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningWallet]:
-    with wallet_on_sqlite(tmp_path_factory.mktemp("compose"), fraud_addr) as running:
-        yield running
 
 
 def test_grpc_health_checks_pass_on_live_servers_and_fail_on_dead_ones(
