@@ -81,6 +81,12 @@ class RuleSetIn(s.StrictRequestBody):
     description: str = Field("", max_length=500)
     rules: list[RuleIn] = Field(max_length=200)
 
+    def to_proto(self) -> fraud_pb2.CreateRuleSetRequest:
+        """The draft request (the REST route and the web page send the same)."""
+        return fraud_pb2.CreateRuleSetRequest(
+            description=self.description, rules=[rule.to_proto() for rule in self.rules]
+        )
+
 
 class RuleOut(s.ProtoOut):
     id: str
@@ -162,10 +168,7 @@ async def create_rule_set(
     body: RuleSetIn, caller: AuthCaller, svc: ServicesDep
 ) -> RuleSetResultOut:
     """A new draft version; validated in full, it decides nothing until activated."""
-    request = fraud_pb2.CreateRuleSetRequest(
-        description=body.description, rules=[rule.to_proto() for rule in body.rules]
-    )
-    reply = await svc.wallet.call(svc.wallet.fraud_admin.CreateRuleSet, request, caller)
+    reply = await svc.wallet.call(svc.wallet.fraud_admin.CreateRuleSet, body.to_proto(), caller)
     return RuleSetResultOut(msg="Draft created", rule_set=RuleSetOut.from_proto(reply))
 
 

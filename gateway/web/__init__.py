@@ -33,8 +33,17 @@ Stable hooks for tests (ids unless said otherwise):
   table#flagged with tr.tx-row / a.tx-link, #next-page; and the user freeze forms:
   #freeze-form (#freeze-username #freeze-reason #freeze-submit), #unfreeze-form
   (#unfreeze-username #unfreeze-submit)
-- /app/admin/rulesets: table#rulesets, tr[data-version], .live-marker,
-  form.activate-form with button#activate-<version>
+- /app/admin/rulesets: table#rulesets, tr[data-version] (a.ruleset-link to its page),
+  .live-marker, form.activate-form with button#activate-<version>; the draft form
+  #ruleset-form (#ruleset-description, textarea#ruleset-rules pre-filled with the live
+  set's rules as JSON, #ruleset-submit)
+- /app/admin/rulesets/<version>: #ruleset (dd #ruleset-version #ruleset-status
+  #ruleset-description #ruleset-created), table#ruleset-rules with tr[data-rule-id],
+  form.activate-form / button#activate-<version> (not live), #backtest-form
+  (#backtest-since #backtest-until, RFC 3339, default the last day; #backtest-submit);
+  after a backtest #backtest-summary (dd#backtest-<field> for every total of
+  POST /admin/fraud/backtest, e.g. #backtest-flagged) and table#backtest-rules with
+  tr[data-rule-id] (td.hits .live-hits .confirmed-fraud-hits .cleared-hits)
 - /app/admin/lists: table#list-entries, #list-add-form (#list-name #list-username
   #list-rules #list-note #list-add-submit), form.remove-form
 - /app/admin/notifications: #count-pending #count-sent #count-dead, table#events,
@@ -46,7 +55,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import account_pages, admin_pages, auth_pages, fallback, money_pages
+from gateway.web import (
+    account_pages,
+    admin_pages,
+    auth_pages,
+    fallback,
+    money_pages,
+    rule_pages,
+)
 from gateway.web.pages import STATIC_DIR, WEB_PREFIX, WebHeadersMiddleware
 
 
@@ -54,6 +70,6 @@ def install_web(app: FastAPI) -> None:
     """The page routers, the static files and the pages' security headers."""
     # The static files first: the last router answers every other /app path (a 404 page).
     app.mount(f"{WEB_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="web-static")
-    for module in (auth_pages, money_pages, account_pages, admin_pages, fallback):
+    for module in (auth_pages, money_pages, account_pages, admin_pages, rule_pages, fallback):
         app.include_router(module.router)
     app.add_middleware(WebHeadersMiddleware)

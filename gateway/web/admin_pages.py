@@ -1,6 +1,7 @@
-"""Admin pages: the flagged queue, reviews, reversals, freezes, and the fraud rule sets,
-lists and notifications. Every action is an admin RPC: the wallet checks the role on each
-call, so a normal user gets its 403 as a page (the menu is only a convenience)."""
+"""Admin pages: the flagged queue, reviews, reversals, freezes, and the fraud lists and
+notifications (the rule sets are gateway.web.rule_pages). Every action is an admin RPC:
+the wallet checks the role on each call, so a normal user gets its 403 as a page (the menu
+is only a convenience)."""
 
 from __future__ import annotations
 
@@ -128,25 +129,7 @@ async def reverse(tx_id: TransactionId, page: UserPage) -> Response:
     return redirect(f"/app/transactions/{quote(reply.transaction.id)}?notice=reversed")
 
 
-# --- fraud rule sets and lists ------------------------------------------------------------------
-
-
-@router.get("/app/admin/rulesets")
-async def rule_sets(page: UserPage) -> Response:
-    reply = await page.call(
-        page.svc.wallet.fraud_admin.ListRuleSets, fraud_pb2.ListRuleSetsRequest()
-    )
-    return page.render("admin_rulesets.html", rule_sets=list(reply.rule_sets))
-
-
-@router.post("/app/admin/rulesets/{version}/activate")
-async def activate_rule_set(
-    version: Annotated[int, Path(ge=1, le=2**62)], page: UserPage
-) -> Response:
-    await page.form()
-    request = fraud_pb2.ActivateRuleSetRequest(version=version)
-    await page.call(page.svc.wallet.fraud_admin.ActivateRuleSet, request)
-    return redirect("/app/admin/rulesets?notice=activated")
+# --- fraud lists ----------------------------------------------------------------------------------
 
 
 async def _lists(

@@ -213,6 +213,7 @@ NOTICES = {
     "frozen": "User frozen.",
     "unfrozen": "User unfrozen.",
     "activated": "Rule set activated.",
+    "draft_created": "Draft rule set created.",
     "list_added": "List entry saved.",
     "list_removed": "List entry removed.",
     "retried": "Event queued for delivery.",

@@ -1,16 +1,23 @@
-"""Gateway fixtures: an HTTP client and a browser-like web client on the shared gateway,
-and a gateway whose wallet is down (the shared ones, `gateway_url` and `start_gateway`,
-are in tests/conftest.py)."""
+"""Gateway fixtures: an HTTP client and a browser-like web client on the shared gateway, a
+gateway with its own wallet and fraud service, and a gateway whose wallet is down (the
+shared ones, `gateway_url` and `start_gateway`, are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from common.processes import free_address
-from tests.support import Browser, running_gateway
+from tests.support import (
+    Browser,
+    CreateDatabase,
+    StartGateway,
+    own_fraud_gateway,
+    running_gateway,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +52,13 @@ def browser(gateway_url: str) -> Iterator[Browser]:
     client = Browser(gateway_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def own_gateway_url(
+    tmp_path: Path, pg_database_factory: CreateDatabase, start_gateway: StartGateway
+) -> Iterator[str]:
+    """A gateway with its own wallet and fraud service on SQLite: a test that activates a
+    rule set changes what every later score decides, so not on the shared servers."""
+    with own_fraud_gateway("sqlite", tmp_path, pg_database_factory, start_gateway) as url:
+        yield url

@@ -3,7 +3,6 @@ on both wallet stores: the issue's "done means" as far as built here."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,23 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from fraud_service.server import FraudServer, create_server
-from fraud_service.settings import FraudSettings
 from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     PASSWORD,
     CreateDatabase,
-    RunningWallet,
     StartGateway,
     assert_error,
-    database_url,
-    start_wallet,
+    own_fraud_gateway,
     unique_name,
-    wallet_settings,
 )
-
-READY_GUARD_SECONDS = 60.0
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -40,28 +32,9 @@ def api(
 ) -> Iterator[httpx.Client]:
     """Its own fraud service (its activations must not reach other tests), wallet, gateway;
     the fraud store on the wallet's kind of database (each its own)."""
-    fraud_url = database_url(request.param, tmp_path, pg_database_factory)
-    fraud: FraudServer = create_server(FraudSettings(addr="127.0.0.1:0", database_url=fraud_url))
-    fraud.start()
-    url = database_url(request.param, tmp_path, pg_database_factory)
-    wallet: RunningWallet = start_wallet(
-        wallet_settings(url, f"127.0.0.1:{fraud.port}"), request.param
-    )
-    try:
-        with httpx.Client(base_url=start_gateway(wallet.addr), timeout=15) as client:
-            wait_until_ready(client)
-            yield client
-    finally:
-        wallet.server.stop(0)
-        fraud.stop(None)
-
-
-def wait_until_ready(client: httpx.Client) -> None:
-    """The gateway's channel to the fresh wallet answers (/readyz); a hang guard only."""
-    deadline = time.monotonic() + READY_GUARD_SECONDS
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "the gateway never reached the wallet"
-        time.sleep(0.05)
+    stack = own_fraud_gateway(request.param, tmp_path, pg_database_factory, start_gateway)
+    with stack as url, httpx.Client(base_url=url, timeout=15) as client:
+        yield client
 
 
 def login(api: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:

@@ -67,6 +67,7 @@ from tests.support.processes import (
     run_to_exit,
     wait_for_log,
 )
+from tests.support.rules_stack import own_fraud_gateway
 from tests.support.scoring_bursts import (
     CALL_TIMEOUT,
     STRUCTURING,
@@ -180,6 +181,7 @@ __all__ = [
     "make_process",
     "movement",
     "new_user",
+    "own_fraud_gateway",
     "pg_available",
     "redis_available",
     "register",

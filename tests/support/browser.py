@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -214,7 +216,7 @@ class WebApp:
         self.fill(**values)
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.ID, button_id).click()
-        wait_until(self.driver, staleness_of(old_page), f"#{button_id} led to no new page")
+        wait_until(self.driver, _replaced(old_page), f"#{button_id} led to no new page")
         wait_until(self.driver, _loaded, "the page did not finish loading")
 
     def register(self, username: str, password: str) -> None:
@@ -233,6 +235,22 @@ class WebApp:
         """Fill and send the deposit, withdraw or transfer form."""
         self.go(f"/app/{kind}")
         self.submit(f"{kind}-submit", **values)
+
+
+def _replaced(old_page: WebElement) -> Callable[[Chromium], bool]:
+    """staleness_of, also when chromedriver asks about the old node while the new document
+    is being built ("Node with given id does not belong to the document"): it is gone."""
+    stale = staleness_of(old_page)
+
+    def check(driver: Chromium) -> bool:
+        try:
+            return bool(stale(driver))
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+
+    return check
 
 
 def _loaded(driver: Chromium) -> bool:

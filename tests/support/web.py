@@ -19,6 +19,7 @@ ADMIN_PAGES = (
     "/app/admin/flagged",
     "/app/admin/flagged?status=all",
     "/app/admin/rulesets",
+    "/app/admin/rulesets/1",
     "/app/admin/lists",
     "/app/admin/notifications",
 )
