@@ -4,6 +4,7 @@ them) but keep every request's trace context; a caller's sampled `traceparent` i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -12,11 +13,18 @@ from fraud.v1 import fraud_pb2_grpc
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from wallet.v1 import wallet_pb2
 
 from common.telemetry import Telemetry, TelemetrySettings, build_telemetry
 from fraud_service.server import create_server
 from fraud_service.settings import FraudSettings
-from tests.support import score_request
+from tests.support import (
+    new_user,
+    score_request,
+    start_fraud,
+    stub_for,
+    wallet_on_sqlite,
+)
 from tests.support.logs import access_log_lines
 
 SAMPLED_PARENT = SpanContext(
@@ -113,3 +121,34 @@ def test_with_the_sdk_disabled_a_server_makes_no_trace_ids(
     assert "trace_id" not in logged[0] and "span_id" not in logged[0]
     for entry in logged[1:]:
         assert (entry["trace_id"], entry["span_id"]) == (TRACE_ID, PARENT_ID)
+
+
+def test_a_wallet_without_an_exporter_continues_its_callers_trace_to_fraud(
+    tmp_path: Path,
+) -> None:
+    """A wallet without an exporter scores under an unrecorded request span without
+    OpenTelemetry's client interceptor (wallet_service.fraud_client), and still sends the
+    request's trace on: the fraud server's line for the Score carries the trace id of the
+    wallet caller's unsampled traceparent, as the wallet's own line does."""
+    fraud = start_fraud()
+    try:
+        with (
+            wallet_on_sqlite(tmp_path, f"127.0.0.1:{fraud.port}") as wallet,
+            stub_for(wallet) as stub,
+        ):
+            assert wallet.server.telemetry.spans_on_request_only
+            _username, metadata = new_user(stub)
+            traced = (*metadata, ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00"))
+            with access_log_lines() as lines:
+                stub.Deposit(
+                    wallet_pb2.DepositRequest(amount="5.00", currency="USD"), metadata=traced
+                )
+    finally:
+        fraud.stop(None)
+    by_method = {entry["method"]: entry for entry in map(json.loads, lines.getvalue().splitlines())}
+    for method in ("/wallet.v1.WalletService/Deposit", "/fraud.v1.FraudService/Score"):
+        assert by_method[method]["trace_id"] == TRACE_ID, method
+    assert by_method["/fraud.v1.FraudService/Score"]["span_id"] not in (
+        PARENT_ID,
+        by_method["/wallet.v1.WalletService/Deposit"]["span_id"],
+    )
