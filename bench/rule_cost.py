@@ -48,12 +48,18 @@ WORST_FEATURES = Features(
 )
 
 
-def tiered_rule_set(tiers: int) -> RuleSet:
-    rules = [
+def tiered_rules(tiers: int) -> list[dict[str, object]]:
+    """`tiers` rules of each of the five kinds, as a rule-set document's `rules` (what POST
+    /admin/fraud/rulesets takes): the set measured here is the one the gateway test makes live."""
+    return [
         {"id": f"{kind}_{n}", "kind": kind, "params": {param: str(first + n)}}
         for n in range(tiers)
         for kind, (param, first) in TIERED_KINDS.items()
     ]
+
+
+def tiered_rule_set(tiers: int) -> RuleSet:
+    rules = tiered_rules(tiers)
     return RuleSet(version=f"{len(rules)} rules", rules=parse_rule_set({"rules": rules}))
 
 

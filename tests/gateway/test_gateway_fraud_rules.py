@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.rule_cost import tiered_rules
 from tests.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -216,18 +217,7 @@ def test_fifty_live_rules_judge_every_movement_through_the_wallet(
     first score after the activation reloads and compiles the set. (The test wallets'
     fraud deadline is a hang guard, so a loaded CI host cannot fail this; what 50 rules
     cost against the real 200 ms deadline is measured by `python -m bench.rule_cost`.)"""
-    kinds = {  # kind: (parameter, value of tier 0)
-        "large_amount": ("threshold", 1),
-        "structuring": ("threshold", 1000),
-        "velocity": ("max_movements_per_hour", 100),
-        "new_account": ("threshold", 1000),
-        "balance_share": ("threshold", 1000),
-    }
-    rules = [
-        {"id": f"{kind}_{n}", "kind": kind, "params": {param: str(first + n)}}
-        for n in range(10)
-        for kind, (param, first) in kinds.items()
-    ]
+    rules = tiered_rules(10)  # the set `python -m bench.rule_cost` measures
     _, user = new_user(api)
     # The wallet's first fraud call opens its channel: not what this test is about.
     ok(api.post("/deposit", headers=user, json={"amount": "1.00"}), 201)
