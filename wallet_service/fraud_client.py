@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 import grpc
 from fraud.v1 import fraud_pb2, fraud_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import client_interceptor, filters, grpcext
 from opentelemetry.trace import TracerProvider
 
@@ -62,7 +61,6 @@ class GrpcFraudScorer:
         tls: TlsSettings | None = None,
         tracer_provider: TracerProvider | None = None,
         observe: CallObserver = _ignore,
-        spans_on_request_only: bool = False,
     ) -> None:
         # The health monitor polls over this same channel, so it checks the TLS hop too.
         self._channel = channel(address, tls or TlsSettings())
@@ -76,12 +74,6 @@ class GrpcFraudScorer:
             ),
         )
         self._stub = fraud_pb2_grpc.FraudServiceStub(traced)
-        # Without an exporter (common.telemetry's spans_on_request_only) a Score under an
-        # unrecorded request span would get an unrecorded client span: OpenTelemetry's
-        # interceptor is skipped then and the request's own trace context is sent instead
-        # (bench/README.md: "The request thread's own work, profiled").
-        self._untraced = fraud_pb2_grpc.FraudServiceStub(self._channel)
-        self._skip_unrecorded = spans_on_request_only
         self._admin = fraud_pb2_grpc.FraudAdminStub(traced)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout_seconds
@@ -89,16 +81,11 @@ class GrpcFraudScorer:
 
     def score(self, movement: ScoreInput) -> FraudVerdict:
         started = time.perf_counter()
-        metadata: dict[str, str] = {REQUEST_ID_HEADER: current_request_id()}
-        stub = self._stub
-        if self._skip_unrecorded:
-            span = trace.get_current_span()
-            if span.get_span_context().is_valid and not span.is_recording():
-                propagate.inject(metadata)
-                stub = self._untraced
         try:
-            reply = stub.Score(
-                _request(movement), timeout=self._timeout, metadata=tuple(metadata.items())
+            reply = self._stub.Score(
+                _request(movement),
+                timeout=self._timeout,
+                metadata=((REQUEST_ID_HEADER, current_request_id()),),
             )
         except grpc.RpcError as exc:
             self._observe(exc.code().name, time.perf_counter() - started)

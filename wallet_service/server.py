@@ -127,7 +127,6 @@ def build_service(
             timeout_seconds=settings.fraud_timeout_ms / 1000,
             tracer_provider=telemetry.tracer_provider,
             observe=lambda outcome, seconds: metrics.fraud_calls.labels(outcome).observe(seconds),
-            spans_on_request_only=telemetry.spans_on_request_only,
         )
     else:
         scorer = ThresholdScorer(settings.fraud_threshold)
