@@ -12,6 +12,8 @@ import pytest
 
 from common.processes import free_address
 from tests.support import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
     Browser,
     CreateDatabase,
     StartGateway,
@@ -52,6 +54,15 @@ def browser(gateway_url: str) -> Iterator[Browser]:
     client = Browser(gateway_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def admin_browser(gateway_url: str) -> Iterator[Browser]:
+    """A web client of the shared gateway logged in as the admin."""
+    client = Browser(gateway_url)
+    client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+    yield client
+    client.close()  # no logout: that would end every session of the shared admin
 
 
 @pytest.fixture

@@ -11,13 +11,8 @@ Page hooks used (gateway/web/__init__.py): #nav-admin, table#flagged, #review-fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.support import (
     ADMIN_PAGES,
-    ADMIN_PASSWORD,
     ADMIN_USERNAME,
     PASSWORD,
     Browser,
@@ -26,14 +21,6 @@ from tests.support import (
     forms_in,
     text_of,
 )
-
-
-@pytest.fixture
-def admin_browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
-    yield client
-    client.close()  # no logout: that would end every session of the shared admin
 
 
 def test_a_normal_user_gets_403_on_every_admin_page(browser: Browser) -> None:

@@ -32,14 +32,6 @@ from tests.support import (
 )
 
 
-@pytest.fixture
-def admin_browser(gateway_url: str) -> Iterator[Browser]:
-    client = Browser(gateway_url)
-    client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
-    yield client
-    client.close()  # no logout: that would end every session of the shared admin
-
-
 @contextmanager
 def admin_api(base_url: str) -> Iterator[httpx.Client]:
     """A JSON API client logged in as the admin."""
